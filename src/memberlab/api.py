@@ -1,0 +1,95 @@
+"""The FastAPI application: mounts each domain's router under ``/api/v1``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import fastapi_offline
+from fastapi import APIRouter, FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from memberlab import __version__
+from memberlab.core.app_state import AppState
+from memberlab.core.errors import MemberLabError
+from memberlab.core.router import router as access_router
+from memberlab.core.settings import Settings, get_settings
+from memberlab.core.web import (
+    LanguageMiddleware,
+    handle_domain_error,
+    handle_http_error,
+    handle_request_validation,
+    handle_unexpected,
+)
+from memberlab.members.router import router as members_router
+from memberlab.programs.router import router as programs_router
+
+API_PREFIX = "/api/v1"
+DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
+DESCRIPTION = """
+MemberLab runs membership programs: members, program versions, and (as they are built)
+purchases, the points ledger, tiers and redemptions.
+
+Authenticate with an API key: `Authorization: Bearer ml_...`. Errors are RFC 9457
+problem details in the language of `Accept-Language` (zh-CN or en).
+
+MemberLab 运行会员计划：会员、计划版本等。使用 API 密钥认证；错误信息按
+`Accept-Language` 以中文或英文返回。
+"""
+
+
+def create_app(state: AppState | None = None, settings: Settings | None = None) -> FastAPI:
+    settings = settings or (state.settings if state else get_settings())
+    state = state or AppState.from_settings(settings)
+    app = FastAPI(
+        title="MemberLab",
+        version=__version__,
+        description=DESCRIPTION,
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=f"{API_PREFIX}/openapi.json",
+    )
+    app.state.memberlab = state
+
+    api = APIRouter(prefix=API_PREFIX)
+    api.include_router(access_router)
+    api.include_router(programs_router)
+    api.include_router(members_router)
+    app.include_router(api)
+
+    app.add_exception_handler(MemberLabError, handle_domain_error)
+    app.add_exception_handler(RequestValidationError, handle_request_validation)
+    app.add_exception_handler(StarletteHTTPException, handle_http_error)
+    app.add_exception_handler(Exception, handle_unexpected)
+    app.add_middleware(LanguageMiddleware, default=settings.language)
+    _mount_docs(app)
+    return app
+
+
+def _mount_docs(app: FastAPI) -> None:
+    """Swagger UI and ReDoc served from the installed fastapi-offline package (no CDN)."""
+    app.mount("/static/docs", StaticFiles(directory=str(DOCS_ASSETS)), name="docs-assets")
+    openapi_url = app.openapi_url or ""
+
+    @app.get("/docs", include_in_schema=False)
+    def swagger() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title="MemberLab API",
+            swagger_js_url="/static/docs/swagger-ui-bundle.js",
+            swagger_css_url="/static/docs/swagger-ui.css",
+            swagger_favicon_url="/static/docs/favicon.png",
+        )
+
+    @app.get("/redoc", include_in_schema=False)
+    def redoc() -> HTMLResponse:
+        return get_redoc_html(
+            openapi_url=openapi_url,
+            title="MemberLab API",
+            redoc_js_url="/static/docs/redoc.standalone.js",
+            redoc_favicon_url="/static/docs/favicon.png",
+            with_google_fonts=False,
+        )

@@ -1,0 +1,107 @@
+"""The ``memberlab`` command: mounts each domain's commands."""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from memberlab.core import migrate
+from memberlab.core.cli_support import actor, app_state, console, report_error, say
+from memberlab.core.commands import db_app, key_app, tenant_app
+from memberlab.core.errors import MemberLabError
+from memberlab.core.i18n import normalise_language, set_language
+from memberlab.core.settings import get_settings
+from memberlab.members.commands import member_app
+from memberlab.programs.commands import program_app
+
+app = typer.Typer(
+    name="memberlab",
+    help=(
+        "MemberLab: design, run, diagnose and optimize membership programs. "
+        "/ 会员计划设计、运营、诊断与优化。"
+    ),
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(db_app, name="db")
+app.add_typer(tenant_app, name="tenant")
+app.add_typer(key_app, name="key")
+app.add_typer(program_app, name="program")
+app.add_typer(member_app, name="member")
+
+
+@app.callback()
+def root(
+    lang: str | None = typer.Option(
+        None, "--lang", help="zh or en (default: MEMBERLAB_LANGUAGE, zh-CN). / 界面语言。"
+    ),
+) -> None:
+    chosen = normalise_language(lang) if lang else get_settings().language
+    if lang and chosen is None:
+        raise typer.BadParameter("--lang: zh | en")
+    set_language(chosen or "zh-CN")
+
+
+@app.command()
+def demo(
+    serve: bool = typer.Option(True, "--serve/--no-serve", help="Serve the API afterwards."),
+    host: str | None = typer.Option(None, help="Default: MEMBERLAB_HOST (127.0.0.1)."),
+    port: int | None = typer.Option(None, help="Default: MEMBERLAB_PORT (8000)."),
+) -> None:
+    """Set up the demo store (tenant, sample program, admin key) and serve the API.
+
+    创建演示数据库（租户、示例会员计划、管理员密钥）并启动 API 服务。
+    """
+    from memberlab.datasets.demo import prepare_demo
+
+    state = app_state()
+    migrate.upgrade(state.database.bind)
+    with state.database.session(platform=True) as session:
+        built = prepare_demo(session, now=state.clock(), created_by=actor())
+        slug, code, version = built.tenant.slug, built.version.code, built.version.version
+    say("core.demo.built", slug=slug, program=code, version=version)
+    say("core.demo.admin_key", slug=slug)
+    typer.echo(built.admin_key)
+    if serve:
+        _serve(host, port)
+
+
+@app.command()
+def serve(
+    host: str | None = typer.Option(None, help="Default: MEMBERLAB_HOST (127.0.0.1)."),
+    port: int | None = typer.Option(None, help="Default: MEMBERLAB_PORT (8000)."),
+) -> None:
+    """Serve the API (after upgrading the schema). / 启动 API 服务。"""
+    migrate.upgrade(app_state().database.bind)
+    _serve(host, port)
+
+
+def _serve(host: str | None, port: int | None) -> None:
+    import uvicorn
+
+    from memberlab.api import create_app
+
+    settings = get_settings()
+    host = host or settings.host
+    port = port or settings.port
+    url = f"http://{host}:{port}"
+    say("core.demo.serving", url=url)
+    say("core.demo.try", url=url)
+    uvicorn.run(create_app(app_state()), host=host, port=port, log_level="warning")
+
+
+def main() -> None:
+    """Entry point: domain errors become a message in the chosen language and exit code 1."""
+    try:
+        app()
+    except MemberLabError as exc:
+        report_error(exc)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        console.print()
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

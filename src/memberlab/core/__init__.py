@@ -1,0 +1,1 @@
+"""Cross-cutting foundations: settings, storage, tenancy and access, errors, i18n."""

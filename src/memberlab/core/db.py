@@ -1,0 +1,218 @@
+"""The store: engine, sessions, the declarative base and tenant scoping.
+
+SQLite (embedded default) runs in WAL mode with foreign keys on and with SQLAlchemy in charge
+of BEGIN, so savepoints and rolled-back test transactions work as on PostgreSQL.
+
+Tenancy is enforced by construction: every table of tenant data inherits ``TenantScoped``;
+a session is opened *for* a tenant (``Database.session(tenant_id=...)``) and then every ORM
+query it runs is filtered to that tenant and every row it inserts is stamped with it. A
+session without a tenant refuses to touch tenant data unless it is explicitly a platform
+session (used by tenant administration and migrations).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    DateTime,
+    Engine,
+    ForeignKey,
+    Integer,
+    MetaData,
+    create_engine,
+    event,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    ORMExecuteState,
+    Session,
+    declared_attr,
+    mapped_column,
+    sessionmaker,
+    with_loader_criteria,
+)
+from sqlalchemy.types import TypeDecorator
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+# BIGINT on PostgreSQL, INTEGER on SQLite (where only INTEGER PRIMARY KEY autoincrements).
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """A timezone-aware instant, stored in UTC on every backend.
+
+    SQLite has no time zones; this type refuses naive datetimes on the way in and
+    returns aware UTC datetimes on the way out, so comparisons are the same everywhere.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UtcDateTime column")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class TenantScoped:
+    """Mixin for every table that holds a tenant's data: the row carries its tenant.
+
+    No index of its own: each table declares indexes that lead with ``tenant_id``.
+    """
+
+    @declared_attr
+    def tenant_id(cls) -> Mapped[int]:  # noqa: N805 - declared_attr receives the class
+        return mapped_column(BigId, ForeignKey("tenants.id", ondelete="RESTRICT"), nullable=False)
+
+
+class TenantScopeError(RuntimeError):
+    """A programming error: tenant data touched without a tenant, or across tenants."""
+
+
+def create_db_engine(url: str, **kwargs: Any) -> Engine:
+    """An engine with the pragmas and connection settings MemberLab relies on."""
+    if url.startswith("sqlite"):
+        # check_same_thread off: the pool hands a connection to one thread at a time, and
+        # the API runs sync routes on worker threads.
+        engine = create_engine(
+            url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs
+        )
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy emit BEGIN itself (pysqlite's own handling breaks SAVEPOINT).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        if engine.url.database not in (None, "", ":memory:"):
+            cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN")
+
+
+class Database:
+    """An engine and the sessions made from it. One per process (or per test)."""
+
+    def __init__(self, bind: Engine | Connection) -> None:
+        self.bind = bind
+        options: dict[str, Any] = {"expire_on_commit": False}
+        if isinstance(bind, Connection):
+            # Tests: the connection holds an outer transaction that is rolled back at the
+            # end; a session's commit becomes a savepoint release inside it.
+            options["join_transaction_mode"] = "create_savepoint"
+        self._sessions = sessionmaker(bind=bind, **options)
+
+    @property
+    def engine(self) -> Engine:
+        return self.bind if isinstance(self.bind, Engine) else self.bind.engine
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def new_session(self, *, tenant_id: int | None = None, platform: bool = False) -> Session:
+        session = self._sessions()
+        session.info["tenant_id"] = tenant_id
+        session.info["platform"] = platform
+        return session
+
+    @contextmanager
+    def session(self, *, tenant_id: int | None = None, platform: bool = False) -> Iterator[Session]:
+        """A unit of work that commits on success and rolls back on any error."""
+        session = self.new_session(tenant_id=tenant_id, platform=platform)
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+
+def session_tenant(session: Session) -> int:
+    tenant_id = session.info.get("tenant_id")
+    if tenant_id is None:
+        raise TenantScopeError("this session is not opened for a tenant")
+    return tenant_id
+
+
+def utcnow() -> datetime:
+    """The wall clock, for the edges only (API, CLI, jobs). Domain code takes ``as_of``."""
+    return datetime.now(UTC)
+
+
+def _mapper_is_tenant_scoped(mapper: Any) -> bool:
+    return isinstance(mapper.class_, type) and issubclass(mapper.class_, TenantScoped)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _scope_queries_to_tenant(state: ORMExecuteState) -> None:
+    if not (state.is_select or state.is_update or state.is_delete):
+        return
+    tenant_id = state.session.info.get("tenant_id")
+    if tenant_id is None:
+        if state.session.info.get("platform"):
+            return
+        if any(_mapper_is_tenant_scoped(m) for m in state.all_mappers):
+            raise TenantScopeError("tenant data queried from a session without a tenant")
+        return
+    state.statement = state.statement.options(
+        with_loader_criteria(
+            TenantScoped,
+            lambda cls: cls.tenant_id == tenant_id,
+            include_aliases=True,
+        )
+    )
+
+
+@event.listens_for(Session, "before_flush")
+def _stamp_new_rows_with_tenant(session: Session, _context: Any, _instances: Any) -> None:
+    tenant_id = session.info.get("tenant_id")
+    for obj in list(session.new) + list(session.dirty):
+        if not isinstance(obj, TenantScoped):
+            continue
+        if obj.tenant_id is None:
+            if tenant_id is None:
+                raise TenantScopeError(f"{type(obj).__name__} written without a tenant")
+            obj.tenant_id = tenant_id
+        elif tenant_id is not None and obj.tenant_id != tenant_id:
+            raise TenantScopeError(f"{type(obj).__name__} of another tenant written")

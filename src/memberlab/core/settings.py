@@ -1,0 +1,73 @@
+"""One settings object for the whole application (env prefix ``MEMBERLAB_``, optional ``.env``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+Language = Literal["zh-CN", "en"]
+SUPPORTED_LANGUAGES: tuple[Language, ...] = ("zh-CN", "en")
+
+
+class Settings(BaseSettings):
+    """Where the data lives, how people are spoken to, and the keys that protect personal data.
+
+    Every field can be set as ``MEMBERLAB_<FIELD>`` in the environment or in a ``.env``
+    file in the working directory.
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix="MEMBERLAB_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    data_dir: Path = Field(
+        default=Path("data"), description="Folder for the embedded store and generated files."
+    )
+    database_url: str | None = Field(
+        default=None,
+        description=(
+            "SQLAlchemy URL. Default: SQLite file memberlab.db in data_dir. "
+            "PostgreSQL: postgresql+psycopg://user@host:5432/db"
+        ),
+    )
+    language: Language = Field(default="zh-CN", description="Default language: zh-CN or en.")
+    timezone: str = Field(default="Asia/Shanghai", description="Default IANA time zone.")
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Key for personal-data encryption at rest and for keyed lookups of mobile numbers. "
+            "Without it, personal data is stored in clear text."
+        ),
+    )
+    tenant: str | None = Field(
+        default=None, description="Default tenant (slug or id) for CLI commands."
+    )
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    @field_validator("language", mode="before")
+    @classmethod
+    def _normalise_language(cls, value: object) -> object:
+        if isinstance(value, str):
+            lowered = value.strip().lower().replace("_", "-")
+            if lowered.startswith("zh"):
+                return "zh-CN"
+            if lowered.startswith("en"):
+                return "en"
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'memberlab.db').resolve()}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

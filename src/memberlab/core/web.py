@@ -1,0 +1,204 @@
+"""The HTTP edge: problem responses (RFC 9457), language negotiation, key auth, the unit of work.
+
+A route asks for a ``RequestContext`` through ``Requires(permission)``. That dependency
+authenticates the bearer key, checks the permission, opens a session scoped to the key's
+tenant, hands it to the route and commits when the route returns (before the response is
+sent) or rolls back if it raised.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy.orm import Session
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from memberlab.core.access import Permission, Principal
+from memberlab.core.app_state import AppState
+from memberlab.core.errors import Forbidden, MemberLabError, Unauthenticated
+from memberlab.core.i18n import current_language, language, negotiate_language, t
+from memberlab.core.settings import Language
+from memberlab.core.tenants import authenticate
+from memberlab.core.validation import field_errors
+
+log = logging.getLogger("memberlab.api")
+PROBLEM_JSON = "application/problem+json"
+
+_bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer ml_...`")
+
+
+class LanguageMiddleware:
+    """Sets the request's language from ``Accept-Language`` for everything downstream."""
+
+    def __init__(self, app: ASGIApp, default: Language) -> None:
+        self.app = app
+        self.default = default
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        header = dict(scope.get("headers") or []).get(b"accept-language", b"").decode("latin-1")
+        with language(negotiate_language(header, self.default)):
+            await self.app(scope, receive, send)
+
+
+def state_of(request: Request) -> AppState:
+    return request.app.state.memberlab
+
+
+@dataclass
+class RequestContext:
+    principal: Principal
+    session: Session
+    state: AppState
+    now: datetime
+
+    @property
+    def tenant_id(self) -> int:
+        if self.principal.tenant_id is None:
+            raise Forbidden("core.auth.tenant_required")
+        return self.principal.tenant_id
+
+
+class Requires:
+    """Dependency: a valid key whose role grants ``permission`` (``None``: any valid key)."""
+
+    def __init__(self, permission: Permission | None, *, tenant: bool = True) -> None:
+        self.permission = permission
+        self.tenant = tenant
+
+    def __call__(
+        self,
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    ) -> Iterator[RequestContext]:
+        state = state_of(request)
+        if credentials is None or not credentials.credentials:
+            raise Unauthenticated()
+        session = state.database.new_session()
+        try:
+            principal = authenticate(session, credentials.credentials)
+            if self.permission is not None and not principal.can(self.permission):
+                raise Forbidden(
+                    "core.auth.role_refused",
+                    role=principal.role.value,
+                    permission=self.permission.value,
+                )
+            if self.tenant and principal.tenant_id is None:
+                raise Forbidden("core.auth.tenant_required")
+            session.info["tenant_id"] = principal.tenant_id
+            yield RequestContext(principal, session, state, state.clock())
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+
+def requires(permission: Permission | None, *, tenant: bool = True) -> Any:
+    """``ctx: Annotated[RequestContext, requires(Permission.MEMBERS_READ)]``."""
+    return Depends(Requires(permission, tenant=tenant), scope="function")
+
+
+# --- problems ------------------------------------------------------------------------------
+
+
+def problem(
+    request: Request,
+    *,
+    status: int,
+    code: str,
+    title: str,
+    detail: str,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {
+        "type": f"/problems/{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": request.url.path,
+        "code": code,
+    }
+    if errors:
+        body["errors"] = errors
+    return JSONResponse(
+        body,
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers={"Content-Language": current_language(), **(headers or {})},
+    )
+
+
+async def handle_domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, MemberLabError)
+    headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
+    return problem(
+        request,
+        status=exc.status,
+        code=exc.code,
+        title=exc.title(),
+        detail=exc.message(),
+        errors=[error.as_dict() for error in exc.errors],
+        headers=headers,
+    )
+
+
+async def handle_request_validation(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = []
+    for error in exc.errors():
+        loc = tuple(error.get("loc", ()))
+        # ("body", "mobile") -> "mobile"; ("query", "limit") -> "limit"
+        errors.extend(field_errors([{**error, "loc": loc[1:] if len(loc) > 1 else loc}]))
+    return problem(
+        request,
+        status=422,
+        code="core.error.request_invalid",
+        title=t("core.title.invalid_input"),
+        detail=t("core.error.request_invalid"),
+        errors=[e.as_dict() for e in errors],
+    )
+
+
+async def handle_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 404:
+        code, title = "core.error.route_not_found", t("core.title.not_found")
+        detail = t(code, path=request.url.path)
+    elif exc.status_code == 405:
+        code, title = "core.error.method_not_allowed", t("core.title.bad_request")
+        detail = t(code, method=request.method)
+    else:
+        code, title, detail = "core.error.bad_request", t("core.title.bad_request"), str(exc.detail)
+    return problem(
+        request,
+        status=exc.status_code,
+        code=code,
+        title=title,
+        detail=detail,
+        headers=dict(exc.headers or {}),
+    )
+
+
+async def handle_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unexpected error on %s %s", request.method, request.url.path)
+    return problem(
+        request,
+        status=500,
+        code="core.error.internal",
+        title=t("core.title.internal"),
+        detail=t("core.error.internal"),
+    )

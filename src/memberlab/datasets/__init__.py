@@ -1,0 +1,1 @@
+"""Data in and out, and the demo world."""

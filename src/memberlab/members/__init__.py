@@ -1,0 +1,1 @@
+"""Member profiles, personal-data protection, tags."""

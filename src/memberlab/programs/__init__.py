@@ -1,0 +1,1 @@
+"""Program definitions: the file format, its validation, and stored, versioned programs."""

@@ -1,0 +1,275 @@
+"""Every route of the API, called as someone who must not see or change another tenant's data.
+
+Tenant A ("victim") holds a member, a program and keys, all carrying marker strings.
+Tenant B ("intruder") calls every route with each of its keys, with A's identifiers in the
+path. Nothing of A may appear in any answer and nothing of A may change. Then every role
+that lacks a route's permission is refused, and unauthenticated calls are refused.
+
+``ROUTE_CALLS`` must name every route: adding a route without adding it here fails
+``test_every_route_is_swept``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from factories import TenantWithKeys, make_platform_key, make_tenant
+from memberlab.core.access import Permission, Role, grants
+from memberlab.core.app_state import AppState
+from memberlab.core.models import ApiKey
+from memberlab.core.web import Requires
+from memberlab.datasets.demo import sample_program_text
+from memberlab.members.models import Member
+from memberlab.programs.models import ProgramActivation, ProgramVersion
+
+VICTIM_MARKERS = (
+    "VictimName",
+    "13900001111",
+    "1111",
+    "victim-ext-7",
+    "victimtag",
+    "VictimCity",
+    "VictimCo",
+    "受害者",
+)
+SAMPLE = sample_program_text("teahouse")
+
+
+def _victim(state: AppState, client: TestClient) -> tuple[TenantWithKeys, dict[str, Any]]:
+    victim = make_tenant(state, slug="victim", name_zh="受害者", name_en="VictimCo")
+    headers = victim.headers()
+    loaded = client.post("/api/v1/programs", content=SAMPLE, headers=headers)
+    assert loaded.status_code == 201, loaded.text
+    version_id = loaded.json()["version"]["id"]
+    assert (
+        client.post(f"/api/v1/programs/{version_id}/activate", json={}, headers=headers).status_code
+        == 201
+    )
+    member = client.post(
+        "/api/v1/members",
+        json={
+            "member_id": "VICTIM-001",
+            "name": "VictimName",
+            "mobile": "13900001111",
+            "external_id": "victim-ext-7",
+            "tags": ["victimtag"],
+            "city": "VictimCity",
+        },
+        headers=headers,
+    )
+    assert member.status_code == 201, member.text
+    key_id = client.get("/api/v1/keys", headers=headers).json()[0]["id"]
+    ids = {
+        "member_id": "VICTIM-001",
+        "version_id": version_id,
+        "other_id": version_id,
+        "key_id": key_id,
+    }
+    return victim, ids
+
+
+# What to send to each route: a request that would succeed for the right caller.
+ROUTE_CALLS: dict[tuple[str, str], dict[str, Any]] = {
+    ("GET", "/api/v1/me"): {},
+    ("POST", "/api/v1/tenants"): {"json": {"slug": "newco", "name_zh": "新", "name_en": "New"}},
+    ("GET", "/api/v1/tenants"): {},
+    ("GET", "/api/v1/keys"): {},
+    ("POST", "/api/v1/keys"): {"json": {"role": "analyst"}},
+    ("DELETE", "/api/v1/keys/{key_id}"): {},
+    ("POST", "/api/v1/programs/validate"): {"content": SAMPLE},
+    ("POST", "/api/v1/programs"): {"content": SAMPLE},
+    ("GET", "/api/v1/programs"): {},
+    ("GET", "/api/v1/programs/active"): {},
+    ("GET", "/api/v1/programs/{version_id}"): {},
+    ("POST", "/api/v1/programs/{version_id}/activate"): {"json": {}},
+    ("GET", "/api/v1/programs/{version_id}/diff/{other_id}"): {},
+    ("POST", "/api/v1/members"): {"json": {"name": "Intruder", "mobile": "13700002222"}},
+    ("GET", "/api/v1/members"): {},
+    ("GET", "/api/v1/members/{member_id}"): {},
+    ("PATCH", "/api/v1/members/{member_id}"): {"json": {"city": "Hijacked"}},
+    ("POST", "/api/v1/members/{member_id}/erase"): {},
+}
+
+
+@dataclass(frozen=True)
+class Route:
+    """A route as mounted: its full path and the endpoint's own ``APIRoute``."""
+
+    path: str
+    api_route: APIRoute
+
+    @property
+    def dependant(self) -> Any:
+        return self.api_route.dependant
+
+
+def api_routes(client: TestClient) -> list[tuple[str, Route]]:
+    """Every (method, route) under /api/, as FastAPI mounts them (included routers flattened)."""
+    return [
+        (method, Route(context.path, context.original_route))
+        for context in iter_route_contexts(client.app.routes)
+        if isinstance(context.original_route, APIRoute) and (context.path or "").startswith("/api/")
+        for method in sorted(context.original_route.methods)
+    ]
+
+
+def requirement(route: Route) -> Requires | None:
+    """The ``Requires`` dependency guarding a route, found in its dependency tree."""
+    pending = list(route.dependant.dependencies)
+    while pending:
+        dependant = pending.pop()
+        if isinstance(dependant.call, Requires):
+            return dependant.call
+        pending.extend(dependant.dependencies)
+    return None
+
+
+def call(
+    client: TestClient, method: str, route: Route, ids: dict[str, Any], headers: dict[str, str]
+):
+    spec = ROUTE_CALLS[(method, route.path)]
+    return client.request(method, route.path.format(**ids), headers=headers, **spec)
+
+
+def tenant_ids_in(body: Any) -> set[int]:
+    """Every tenant id an answer names (``tenant_id`` fields and ``tenant`` objects)."""
+    found: set[int] = set()
+    if isinstance(body, dict):
+        for key, value in body.items():
+            if key == "tenant_id" and isinstance(value, int):
+                found.add(value)
+            elif key == "tenant" and isinstance(value, dict) and isinstance(value.get("id"), int):
+                found.add(value["id"])
+            found |= tenant_ids_in(value)
+    elif isinstance(body, list):
+        for item in body:
+            found |= tenant_ids_in(item)
+    return found
+
+
+def victim_snapshot(state: AppState, tenant_id: int) -> dict[str, Any]:
+    with state.database.session(tenant_id=tenant_id) as session:
+        member = session.scalar(select(Member))
+        return {
+            "member": {c.key: getattr(member, c.key) for c in Member.__table__.columns},
+            "versions": session.scalar(select(func.count()).select_from(ProgramVersion)),
+            "activations": session.scalar(select(func.count()).select_from(ProgramActivation)),
+            "keys": [
+                (k.id, k.revoked_at)
+                for k in session.scalars(
+                    select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.id)
+                )
+            ],
+        }
+
+
+def test_every_route_is_swept(client: TestClient) -> None:
+    routes = {(method, route.path) for method, route in api_routes(client)}
+    assert routes == set(ROUTE_CALLS), "update ROUTE_CALLS to cover the routes that exist"
+    for method, route in api_routes(client):
+        assert requirement(route) is not None, f"{method} {route.path} has no access check"
+
+
+def test_no_route_leaks_or_changes_another_tenants_data(
+    state: AppState, client: TestClient
+) -> None:
+    victim, ids = _victim(state, client)
+    intruder = make_tenant(state, slug="intruder", name_zh="入侵者", name_en="Intruder")
+    before = victim_snapshot(state, victim.tenant.id)
+
+    answered = 0
+    for role in (Role.ADMIN, Role.OPERATOR, Role.ANALYST, Role.APP):
+        for method, route in api_routes(client):
+            response = call(client, method, route, ids, intruder.headers(role))
+            body = response.text
+            for marker in VICTIM_MARKERS:
+                assert marker not in body, f"{role} {method} {route.path} leaked {marker!r}"
+            assert victim.tenant.id not in tenant_ids_in(response.json()), (
+                f"{role} {method} {route.path} named the victim tenant"
+            )
+            if "{" in route.path and route.path != "/api/v1/programs/{version_id}/diff/{other_id}":
+                # A's identifiers do not exist for B: refused or not found, never served.
+                assert response.status_code in (403, 404), (role, method, route.path, body)
+            answered += response.status_code < 400
+    assert answered > 0  # the intruder's own calls did succeed: the sweep reached the routes
+    assert victim_snapshot(state, victim.tenant.id) == before
+
+
+def test_roles_without_the_permission_are_refused(state: AppState, client: TestClient) -> None:
+    victim, ids = _victim(state, client)
+    platform_key = make_platform_key(state)
+    keys = {**victim.keys, Role.PLATFORM: platform_key}
+    before = victim_snapshot(state, victim.tenant.id)
+    refused = 0
+    for method, route in api_routes(client):
+        needed = requirement(route)
+        assert needed is not None
+        for role, secret in keys.items():
+            allowed = (needed.permission is None or grants(role, needed.permission)) and not (
+                needed.tenant and role is Role.PLATFORM
+            )
+            if allowed:
+                continue
+            response = call(
+                client,
+                method,
+                route,
+                ids,
+                {"Authorization": f"Bearer {secret}", "Accept-Language": "en"},
+            )
+            assert response.status_code == 403, (role, method, route.path, response.text)
+            assert response.headers["content-type"].startswith("application/problem+json")
+            refused += 1
+    assert refused > 20
+    assert victim_snapshot(state, victim.tenant.id) == before
+
+
+def test_role_policy_matches_the_contract() -> None:
+    """What each role may do, as the issue states it (a second statement of access.py)."""
+    writes = {
+        Permission.PROGRAMS_WRITE,
+        Permission.MEMBERS_WRITE,
+        Permission.MEMBERS_ERASE,
+        Permission.KEYS_MANAGE,
+        Permission.TENANTS_MANAGE,
+    }
+    assert not any(grants(Role.ANALYST, p) for p in writes)
+    assert grants(Role.ANALYST, Permission.MEMBERS_READ)
+    assert grants(Role.APP, Permission.MEMBERS_WRITE)
+    assert grants(Role.APP, Permission.MEMBERS_READ)
+    assert not grants(Role.APP, Permission.MEMBERS_PII)
+    assert not grants(Role.APP, Permission.PROGRAMS_WRITE)
+    assert grants(Role.OPERATOR, Permission.MEMBERS_WRITE)
+    assert not grants(Role.OPERATOR, Permission.KEYS_MANAGE)
+    assert all(grants(Role.ADMIN, p) for p in Permission if p is not Permission.TENANTS_MANAGE)
+    assert [p for p in Permission if grants(Role.PLATFORM, p)] == [Permission.TENANTS_MANAGE]
+
+
+@pytest.mark.parametrize("authorization", [None, "Bearer ml_unknown", "Bearer nonsense", "Basic x"])
+def test_calls_without_a_valid_key_are_refused(
+    client: TestClient, authorization: str | None
+) -> None:
+    headers = {"Authorization": authorization} if authorization else {}
+    ids = {"member_id": "M1", "version_id": 1, "other_id": 1, "key_id": 1}
+    for method, route in api_routes(client):
+        response = call(client, method, route, ids, headers)
+        assert response.status_code in (401, 403), (method, route.path)
+        assert response.json()["code"].startswith("core.")
+
+
+def test_a_revoked_key_is_refused(state: AppState, client: TestClient) -> None:
+    acme = make_tenant(state)
+    keys = client.get("/api/v1/keys", headers=acme.headers()).json()
+    key_id = next(k["id"] for k in keys if k["role"] == "analyst")
+    assert client.delete(f"/api/v1/keys/{key_id}", headers=acme.headers()).status_code == 200
+    response = client.get("/api/v1/members", headers=acme.headers(Role.ANALYST))
+    assert response.status_code == 401
+    assert response.json()["detail"] == "The API key has been revoked."
+    zh = client.get("/api/v1/members", headers=acme.headers(Role.ANALYST, lang="zh-CN"))
+    assert zh.json()["detail"] == "API 密钥已被吊销。"
