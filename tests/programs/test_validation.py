@@ -96,12 +96,6 @@ def test_department_store_sample_reads_as_intended():
     assert program.rewards[-1].valid_until == date(2026, 9, 25)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=InvalidProgram,
-    reason="QualifyingWindow.months defaults to 12, so a calendar_year window is refused "
-    "unless the file says `months: null`",
-)
 def test_calendar_year_window_needs_no_months():
     text = sample_text("department_store.yaml")
     without = "\n".join(line for line in text.splitlines() if "months: null" not in line)
@@ -121,9 +115,8 @@ def test_every_broken_file_has_its_expected_messages():
 
 def broken_cases():
     for name, case in sorted(EXPECTED.items()):
-        marks = [pytest.mark.xfail(reason=case["defect"], strict=True)] if "defect" in case else []
         for lang in LANGUAGES:
-            yield pytest.param(name, lang, case[lang], id=f"{name}-{lang}", marks=marks)
+            yield pytest.param(name, lang, case[lang], id=f"{name}-{lang}")
 
 
 @pytest.mark.parametrize(("name", "lang", "expected"), list(broken_cases()))
@@ -168,26 +161,8 @@ def test_the_whole_message_lists_each_problem_under_a_summary(lang, expected):
         ("several_mistakes", "points.value_per_point", "value_per_point: free"),
         ("several_mistakes", "tiers[1].treshold", "treshold: 1000"),
         ("several_mistakes", "tiers[2].code", "code: Gold"),
-        pytest.param(
-            "unknown_field_block",
-            "tiers[1].benefit",
-            "benefit:",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="_line_of gives the line where the value starts, for a block value the "
-                "line after its key",
-            ),
-        ),
-        pytest.param(
-            "duplicate_key",
-            "",
-            "threshold: 2000",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="a YAML error carries its line only inside the message, FieldError.line "
-                "is None",
-            ),
-        ),
+        ("unknown_field_block", "tiers[1].benefit", "benefit:"),
+        ("duplicate_key", "", "threshold: 2000"),
     ],
 )
 def test_error_points_at_the_line_of_the_file(name, loc, snippet):
@@ -234,4 +209,5 @@ def test_a_json_file_with_a_key_twice_is_refused():
 
     (error,) = errors_of(text)
 
-    assert error.render("en") == "YAML syntax error at line 2, column 2: duplicate key 'code'"
+    assert error.render("en") == "duplicate key “code” at line 2: each field may appear once"
+    assert error.line == 2

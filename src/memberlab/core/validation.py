@@ -152,6 +152,17 @@ def _model_in(annotation: Any) -> type[BaseModel] | None:
     return None
 
 
+def field_annotation(model: type[BaseModel], loc: Sequence[str | int]) -> Any:
+    """The model (or type) expected at ``loc``, unwrapping lists and optionals."""
+    holder = _model_at(model, loc)
+    if holder is None or not loc:
+        return None
+    last = loc[-1] if isinstance(loc[-1], str) else (loc[-2] if len(loc) > 1 else None)
+    if not isinstance(last, str) or last not in holder.model_fields:
+        return None
+    return _model_in(holder.model_fields[last].annotation)
+
+
 def closest_field(model: type[BaseModel], loc: Sequence[str | int]) -> str | None:
     """For a misspelt field, the known field it most likely meant."""
     if not loc or not isinstance(loc[-1], str):

@@ -112,7 +112,7 @@ class ReviewSchedule(StrEnum):
 
 class QualifyingWindow(Strict):
     type: WindowType = WindowType.ROLLING_MONTHS
-    months: PositiveInt | None = 12
+    months: PositiveInt | None = Field(default=None, description="Length (rolling_months).")
 
 
 class TierReview(Strict):
@@ -123,7 +123,7 @@ class TierReview(Strict):
 
 class TierQualification(Strict):
     measure: QualifyingMeasure = QualifyingMeasure.GROWTH
-    window: QualifyingWindow = QualifyingWindow()
+    window: QualifyingWindow = QualifyingWindow(months=12)
     review: TierReview = TierReview()
 
 
@@ -178,9 +178,9 @@ class Multiplier(Strict):
     name: LocalText
     type: MultiplierType
     factor: Factor
-    categories: list[str] = Field(default_factory=list)
+    categories: list[Code] = Field(default_factory=list)
     skus: list[str] = Field(default_factory=list)
-    channels: list[str] = Field(default_factory=list)
+    channels: list[Code] = Field(default_factory=list)
     days_of_month: list[Annotated[int, Field(ge=1, le=31)]] = Field(default_factory=list)
     weekdays: list[Annotated[int, Field(ge=1, le=7)]] = Field(
         default_factory=list, description="ISO weekdays, 1 = Monday."
@@ -213,9 +213,9 @@ class Caps(Strict):
 
 
 class Exclusions(Strict):
-    categories: list[str] = Field(default_factory=list)
+    categories: list[Code] = Field(default_factory=list)
     skus: list[str] = Field(default_factory=list)
-    channels: list[str] = Field(default_factory=list)
+    channels: list[Code] = Field(default_factory=list)
 
 
 class Earning(Strict):
@@ -289,7 +289,7 @@ class Reward(Strict):
 
 class Enrolment(Strict):
     enrol_on_first_purchase: bool = False
-    channels: list[str] = Field(default_factory=list)
+    channels: list[Code] = Field(default_factory=list)
 
 
 class ProgramDefinition(Strict):

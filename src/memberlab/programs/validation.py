@@ -11,20 +11,23 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from enum import StrEnum
 from functools import lru_cache
 from itertools import pairwise
 from typing import Any
 from zoneinfo import ZoneInfo, available_timezones
 
 import yaml
+from babel.numbers import list_currencies
 from pydantic import ValidationError
 
 from memberlab.core.errors import FieldError, InvalidInput
-from memberlab.core.validation import field_errors, parse_path
+from memberlab.core.validation import field_annotation, field_errors, parse_path
 from memberlab.programs.schema import (
     BonusType,
     ExpiryMode,
     GrowthSourceType,
+    LocalText,
     MultiplierType,
     ProgramDefinition,
     QualifyingMeasure,
@@ -58,6 +61,12 @@ def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: b
 
 
 _UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+# Dates stay text for pydantic to parse: an impossible date such as 2026-02-30 then gets a
+# field error with its path instead of escaping the YAML loader as a bare ValueError.
+_UniqueKeyLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
 
 
 def load_document(text: str) -> tuple[Any, yaml.Node | None]:
@@ -69,15 +78,22 @@ def load_document(text: str) -> tuple[Any, yaml.Node | None]:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
         column = mark.column + 1 if mark else None
-        raise InvalidProgram(
-            errors=[
-                FieldError(
-                    "",
-                    "programs.v.yaml_syntax",
-                    {"line": line, "column": column, "problem": exc.problem or str(exc)},
-                )
-            ]
-        ) from None
+        problem = exc.problem or str(exc)
+        if problem.startswith("duplicate key "):
+            error = FieldError(
+                "",
+                "programs.v.duplicate_key",
+                {"key": problem[len("duplicate key ") :].strip("'\""), "line": line},
+                line=line,
+            )
+        else:
+            error = FieldError(
+                "",
+                "programs.v.yaml_syntax",
+                {"line": line, "column": column, "problem": problem},
+                line=line,
+            )
+        raise InvalidProgram(errors=[error]) from None
     except yaml.YAMLError as exc:
         raise InvalidProgram(
             errors=[
@@ -94,12 +110,14 @@ def _line_of(node: yaml.Node | None, loc: Sequence[str | int]) -> int | None:
     if node is None:
         return None
     current = node
+    line = node.start_mark.line + 1
     for part in loc:
         child = None
         if isinstance(current, yaml.MappingNode) and isinstance(part, str):
             for key_node, value_node in current.value:
                 if getattr(key_node, "value", None) == part:
                     child = value_node
+                    line = key_node.start_mark.line + 1  # where the user wrote the key
                     break
         elif (
             isinstance(current, yaml.SequenceNode)
@@ -107,10 +125,11 @@ def _line_of(node: yaml.Node | None, loc: Sequence[str | int]) -> int | None:
             and 0 <= part < len(current.value)
         ):
             child = current.value[part]
+            line = child.start_mark.line + 1
         if child is None:
             break
         current = child
-    return current.start_mark.line + 1
+    return line
 
 
 # --- structural errors (pydantic) ------------------------------------------------------------
@@ -129,6 +148,8 @@ def _duplicates(items: Iterable[Any], path: str, field: str = "code") -> list[Fi
     first_at: dict[Any, int] = {}
     for index, item in enumerate(items):
         value = getattr(item, field)
+        if isinstance(value, StrEnum):
+            value = value.value
         if value in first_at:
             errors.append(
                 FieldError(
@@ -148,11 +169,19 @@ def _fmt(value: Decimal | int) -> str:
     return str(value)
 
 
+def _depends(loc: str, kind: str, field: str, value: StrEnum) -> FieldError:
+    """``loc`` is required (``kind="required_for"``) or out of place (``"not_for"``) because
+    ``field`` has ``value``."""
+    return FieldError(loc, f"programs.v.{kind}", {"field": field, "mode": value.value})
+
+
 def semantic_errors(program: ProgramDefinition) -> list[FieldError]:
     """Every rule that relates one field to another. Empty for a sound program."""
     errors: list[FieldError] = []
     add = errors.append
 
+    if program.currency not in _currencies():
+        add(FieldError("currency", "programs.v.currency_pattern", {"value": program.currency}))
     if program.timezone not in _timezones():
         add(FieldError("timezone", "programs.v.timezone", {"value": program.timezone}))
 
@@ -162,49 +191,61 @@ def semantic_errors(program: ProgramDefinition) -> list[FieldError]:
         ExpiryMode.END_OF_MONTH_AFTER_MONTHS,
     )
     if needs_months and expiry.months is None:
-        add(FieldError("points.expiry.months", "programs.v.required_for", {"mode": expiry.mode}))
+        add(_depends("points.expiry.months", "required_for", "points.expiry.mode", expiry.mode))
     if not needs_months and expiry.months is not None:
-        add(FieldError("points.expiry.months", "programs.v.not_for", {"mode": expiry.mode}))
+        add(_depends("points.expiry.months", "not_for", "points.expiry.mode", expiry.mode))
     if expiry.mode is ExpiryMode.END_OF_NTH_YEAR and expiry.years is None:
-        add(FieldError("points.expiry.years", "programs.v.required_for", {"mode": expiry.mode}))
+        add(_depends("points.expiry.years", "required_for", "points.expiry.mode", expiry.mode))
     if expiry.mode is not ExpiryMode.END_OF_NTH_YEAR and expiry.years is not None:
-        add(FieldError("points.expiry.years", "programs.v.not_for", {"mode": expiry.mode}))
+        add(_depends("points.expiry.years", "not_for", "points.expiry.mode", expiry.mode))
 
     errors.extend(_duplicates(program.growth.sources, "growth.sources", "type"))
     for index, source in enumerate(program.growth.sources):
         path = f"growth.sources[{index}]"
-        if source.type is GrowthSourceType.SPEND and not source.per:
-            add(FieldError(f"{path}.per", "programs.v.required_for", {"mode": source.type}))
+        if source.type is GrowthSourceType.SPEND and source.per == 0:
+            add(FieldError(f"{path}.per", "core.v.gt", {"gt": 0, "value": 0}))
+        if source.type is GrowthSourceType.SPEND and source.per is None:
+            add(_depends(f"{path}.per", "required_for", f"{path}.type", source.type))
         if source.type is not GrowthSourceType.SPEND and source.per is not None:
-            add(FieldError(f"{path}.per", "programs.v.not_for", {"mode": source.type}))
+            add(_depends(f"{path}.per", "not_for", f"{path}.type", source.type))
 
     qualification = program.tier_qualification
     window = qualification.window
     if window.type is WindowType.ROLLING_MONTHS and window.months is None:
         add(
-            FieldError(
-                "tier_qualification.window.months", "programs.v.required_for", {"mode": window.type}
+            _depends(
+                "tier_qualification.window.months",
+                "required_for",
+                "tier_qualification.window.type",
+                window.type,
             )
         )
     if window.type is not WindowType.ROLLING_MONTHS and window.months is not None:
         add(
-            FieldError(
-                "tier_qualification.window.months", "programs.v.not_for", {"mode": window.type}
+            _depends(
+                "tier_qualification.window.months",
+                "not_for",
+                "tier_qualification.window.type",
+                window.type,
             )
         )
     review = qualification.review
     if review.schedule is ReviewSchedule.EVERY_N_MONTHS and review.months is None:
         add(
-            FieldError(
+            _depends(
                 "tier_qualification.review.months",
-                "programs.v.required_for",
-                {"mode": review.schedule},
+                "required_for",
+                "tier_qualification.review.schedule",
+                review.schedule,
             )
         )
     if review.schedule is not ReviewSchedule.EVERY_N_MONTHS and review.months is not None:
         add(
-            FieldError(
-                "tier_qualification.review.months", "programs.v.not_for", {"mode": review.schedule}
+            _depends(
+                "tier_qualification.review.months",
+                "not_for",
+                "tier_qualification.review.schedule",
+                review.schedule,
             )
         )
     if qualification.measure is QualifyingMeasure.GROWTH and not program.growth.sources:
@@ -231,9 +272,9 @@ def semantic_errors(program: ProgramDefinition) -> list[FieldError]:
     for index, reward in enumerate(program.rewards):
         path = f"rewards[{index}]"
         if reward.type is RewardType.COUPON and reward.coupon is None:
-            add(FieldError(f"{path}.coupon", "programs.v.required_for", {"mode": reward.type}))
+            add(_depends(f"{path}.coupon", "required_for", f"{path}.type", reward.type))
         if reward.type is not RewardType.COUPON and reward.coupon is not None:
-            add(FieldError(f"{path}.coupon", "programs.v.not_for", {"mode": reward.type}))
+            add(_depends(f"{path}.coupon", "not_for", f"{path}.type", reward.type))
         if reward.valid_from and reward.valid_until and reward.valid_until < reward.valid_from:
             add(
                 FieldError(
@@ -300,7 +341,7 @@ def _earning_errors(program: ProgramDefinition) -> list[FieldError]:
         needed = _MULTIPLIER_NEEDS.get(multiplier.type)
         if needed and not getattr(multiplier, needed):
             errors.append(
-                FieldError(f"{path}.{needed}", "programs.v.required_for", {"mode": multiplier.type})
+                _depends(f"{path}.{needed}", "required_for", f"{path}.type", multiplier.type)
             )
         if multiplier.type is MultiplierType.MEMBER_DAY and not (
             multiplier.days_of_month or multiplier.weekdays
@@ -310,9 +351,7 @@ def _earning_errors(program: ProgramDefinition) -> list[FieldError]:
             for bound in ("start", "end"):
                 if getattr(multiplier, bound) is None:
                     errors.append(
-                        FieldError(
-                            f"{path}.{bound}", "programs.v.required_for", {"mode": multiplier.type}
-                        )
+                        _depends(f"{path}.{bound}", "required_for", f"{path}.type", multiplier.type)
                     )
         if multiplier.start and multiplier.end and multiplier.end < multiplier.start:
             errors.append(
@@ -327,7 +366,7 @@ def _earning_errors(program: ProgramDefinition) -> list[FieldError]:
         path = f"earning.bonuses[{index}]"
         if bonus.type is BonusType.SPEND_THRESHOLD and bonus.min_amount is None:
             errors.append(
-                FieldError(f"{path}.min_amount", "programs.v.required_for", {"mode": bonus.type})
+                _depends(f"{path}.min_amount", "required_for", f"{path}.type", bonus.type)
             )
     caps = earning.caps
     ordered = [
@@ -349,6 +388,11 @@ def _earning_errors(program: ProgramDefinition) -> list[FieldError]:
 
 
 @lru_cache(maxsize=1)
+def _currencies() -> frozenset[str]:
+    return frozenset(list_currencies())
+
+
+@lru_cache(maxsize=1)
 def _timezones() -> frozenset[str]:
     return frozenset(available_timezones()) | {"UTC"}
 
@@ -363,15 +407,27 @@ def validate_program_data(data: Any, node: yaml.Node | None = None) -> ProgramDe
     try:
         program = ProgramDefinition.model_validate(data)
     except ValidationError as exc:
-        errors = field_errors(
-            exc.errors(include_url=False), model=ProgramDefinition, pattern_keys=_PATTERN_KEYS
-        )
+        errors = [
+            _bilingual_hint(error)
+            for error in field_errors(
+                exc.errors(include_url=False), model=ProgramDefinition, pattern_keys=_PATTERN_KEYS
+            )
+        ]
         raise InvalidProgram(errors=_with_lines(errors, node)) from None
     problems = semantic_errors(program)
     if problems:
         raise InvalidProgram(errors=_with_lines(problems, node))
     ZoneInfo(program.timezone)
     return program
+
+
+def _bilingual_hint(error: FieldError) -> FieldError:
+    """A name given as plain text instead of ``{zh: ..., en: ...}`` gets a message that says so."""
+    if error.key != "core.v.mapping":
+        return error
+    if field_annotation(ProgramDefinition, parse_path(error.loc)) is LocalText:
+        return FieldError(error.loc, "programs.v.local_text", error.params, line=error.line)
+    return error
 
 
 def _with_lines(errors: list[FieldError], node: yaml.Node | None) -> list[FieldError]:
@@ -390,6 +446,8 @@ def parse_program_text(text: str) -> ProgramDefinition:
     if not text.strip():
         raise InvalidProgram(errors=[FieldError("", "programs.v.empty_file")])
     data, node = load_document(text)
+    if data is None:  # only comments
+        raise InvalidProgram(errors=[FieldError("", "programs.v.empty_file")])
     return validate_program_data(data, node)
 
 
