@@ -25,8 +25,10 @@ from memberlab.core.app_state import AppState
 from memberlab.core.models import ApiKey
 from memberlab.core.web import Requires
 from memberlab.datasets.demo import sample_program_text
+from memberlab.ledger.models import LedgerEntry, Order
 from memberlab.members.models import Member
 from memberlab.programs.models import ProgramActivation, ProgramVersion
+from memberlab.webhooks.models import OutboxEvent, WebhookEndpoint
 
 VICTIM_MARKERS = (
     "VictimName",
@@ -39,6 +41,13 @@ VICTIM_MARKERS = (
     "受害者",
 )
 SAMPLE = sample_program_text("teahouse")
+VICTIM_PURCHASE = {
+    "member_id": "VICTIM-001",
+    "order_id": "victim-order-1",
+    "channel": "store",
+    "occurred_at": "2026-11-20T10:00:00+08:00",
+    "lines": [{"sku": "victim-sku", "category": "tea", "amount": "128.00"}],
+}
 
 
 def _victim(state: AppState, client: TestClient) -> tuple[TenantWithKeys, dict[str, Any]]:
@@ -47,10 +56,12 @@ def _victim(state: AppState, client: TestClient) -> tuple[TenantWithKeys, dict[s
     loaded = client.post("/api/v1/programs", content=SAMPLE, headers=headers)
     assert loaded.status_code == 201, loaded.text
     version_id = loaded.json()["version"]["id"]
-    assert (
-        client.post(f"/api/v1/programs/{version_id}/activate", json={}, headers=headers).status_code
-        == 201
+    activation = client.post(
+        f"/api/v1/programs/{version_id}/activate",
+        json={"effective_from": "2026-01-01T00:00:00+08:00"},
+        headers=headers,
     )
+    assert activation.status_code == 201, activation.text
     member = client.post(
         "/api/v1/members",
         json={
@@ -65,11 +76,27 @@ def _victim(state: AppState, client: TestClient) -> tuple[TenantWithKeys, dict[s
     )
     assert member.status_code == 201, member.text
     key_id = client.get("/api/v1/keys", headers=headers).json()[0]["id"]
+    hook = client.post(
+        "/api/v1/webhooks", json={"url": "http://127.0.0.1:9/victim-hook"}, headers=headers
+    )
+    assert hook.status_code == 201, hook.text
+    purchase = client.post("/api/v1/purchases", json=VICTIM_PURCHASE, headers=headers)
+    assert purchase.status_code == 201, purchase.text
+    adjusted = client.post(
+        "/api/v1/members/VICTIM-001/adjustments",
+        json={"points": 5000, "reason": "victim goodwill"},
+        headers={**headers, "Idempotency-Key": "victim-adj"},
+    )
+    assert adjusted.status_code == 201, adjusted.text
+    events = client.get("/api/v1/webhooks/events", headers=headers).json()
+    assert events, "the victim's purchase queued webhook events"
     ids = {
         "member_id": "VICTIM-001",
         "version_id": version_id,
         "other_id": version_id,
         "key_id": key_id,
+        "endpoint_id": hook.json()["id"],
+        "event_id": events[0]["id"],
     }
     return victim, ids
 
@@ -94,6 +121,40 @@ ROUTE_CALLS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/v1/members/{member_id}"): {},
     ("PATCH", "/api/v1/members/{member_id}"): {"json": {"city": "Hijacked"}},
     ("POST", "/api/v1/members/{member_id}/erase"): {},
+    ("POST", "/api/v1/purchases"): {"json": {**VICTIM_PURCHASE, "order_id": "victim-order-2"}},
+    ("POST", "/api/v1/returns"): {
+        "json": {
+            "return_id": "r-1",
+            "order_id": "victim-order-1",
+            "occurred_at": "2026-11-21T10:00:00+08:00",
+        }
+    },
+    ("GET", "/api/v1/members/{member_id}/points"): {},
+    ("GET", "/api/v1/members/{member_id}/ledger"): {},
+    ("POST", "/api/v1/members/{member_id}/adjustments"): {
+        "json": {"points": -10, "reason": "sweep"},
+        "headers": {"Idempotency-Key": "sweep-adj"},
+    },
+    ("POST", "/api/v1/members/{member_id}/bonuses"): {
+        "json": {"type": "review", "reference": "sweep-review"}
+    },
+    ("POST", "/api/v1/members/{member_id}/redemptions"): {
+        "json": {"reward": "coupon_5"},
+        "headers": {"Idempotency-Key": "sweep-redeem"},
+    },
+    ("POST", "/api/v1/members/{member_id}/paid-plans"): {
+        "json": {"plan": "tea_pass"},
+        "headers": {"Idempotency-Key": "sweep-plan"},
+    },
+    ("GET", "/api/v1/members/{member_id}/coupons"): {},
+    ("GET", "/api/v1/rewards"): {},
+    ("POST", "/api/v1/jobs/run"): {"json": {}},
+    ("GET", "/api/v1/liability"): {},
+    ("POST", "/api/v1/webhooks"): {"json": {"url": "http://127.0.0.1:9/intruder"}},
+    ("GET", "/api/v1/webhooks"): {},
+    ("DELETE", "/api/v1/webhooks/{endpoint_id}"): {},
+    ("GET", "/api/v1/webhooks/events"): {},
+    ("POST", "/api/v1/webhooks/events/{event_id}/retry"): {},
 }
 
 
@@ -133,7 +194,8 @@ def requirement(route: Route) -> Requires | None:
 def call(
     client: TestClient, method: str, route: Route, ids: dict[str, Any], headers: dict[str, str]
 ):
-    spec = ROUTE_CALLS[(method, route.path)]
+    spec = dict(ROUTE_CALLS[(method, route.path)])
+    headers = {**headers, **spec.pop("headers", {})}
     return client.request(method, route.path.format(**ids), headers=headers, **spec)
 
 
@@ -256,7 +318,14 @@ def test_calls_without_a_valid_key_are_refused(
     client: TestClient, authorization: str | None
 ) -> None:
     headers = {"Authorization": authorization} if authorization else {}
-    ids = {"member_id": "M1", "version_id": 1, "other_id": 1, "key_id": 1}
+    ids = {
+        "member_id": "M1",
+        "version_id": 1,
+        "other_id": 1,
+        "key_id": 1,
+        "endpoint_id": 1,
+        "event_id": 1,
+    }
     for method, route in api_routes(client):
         response = call(client, method, route, ids, headers)
         assert response.status_code in (401, 403), (method, route.path)

@@ -24,8 +24,10 @@ from memberlab.core.web import (
     handle_request_validation,
     handle_unexpected,
 )
+from memberlab.ledger.router import router as ledger_router
 from memberlab.members.router import router as members_router
 from memberlab.programs.router import router as programs_router
+from memberlab.webhooks.router import router as webhooks_router
 
 API_PREFIX = "/api/v1"
 DOCS_ASSETS = Path(fastapi_offline.__file__).parent / "static"
@@ -58,6 +60,8 @@ def create_app(state: AppState | None = None, settings: Settings | None = None) 
     api.include_router(access_router)
     api.include_router(programs_router)
     api.include_router(members_router)
+    api.include_router(ledger_router)
+    api.include_router(webhooks_router)
     app.include_router(api)
 
     app.add_exception_handler(MemberLabError, handle_domain_error)

@@ -2,15 +2,40 @@
 
 from memberlab.core.db import Base
 from memberlab.core.models import ApiKey, Tenant
+from memberlab.ledger.models import (
+    IdempotencyRecord,
+    ImportRun,
+    LedgerEntry,
+    MemberState,
+    Order,
+    OrderReturn,
+    PointsLot,
+    Posting,
+)
 from memberlab.members.models import Member, MemberTag
 from memberlab.programs.models import ProgramActivation, ProgramVersion
+from memberlab.rewards.models import Coupon, Redemption, RewardStock
+from memberlab.webhooks.models import OutboxEvent, WebhookEndpoint
 
 __all__ = [
     "ApiKey",
     "Base",
+    "Coupon",
+    "IdempotencyRecord",
+    "ImportRun",
+    "LedgerEntry",
     "Member",
+    "MemberState",
     "MemberTag",
+    "Order",
+    "OrderReturn",
+    "OutboxEvent",
+    "PointsLot",
+    "Posting",
     "ProgramActivation",
     "ProgramVersion",
+    "Redemption",
+    "RewardStock",
     "Tenant",
+    "WebhookEndpoint",
 ]

@@ -29,6 +29,13 @@ class Permission(StrEnum):
     MEMBERS_READ = "members:read"
     MEMBERS_WRITE = "members:write"
     MEMBERS_PII = "members:pii"  # see unmasked personal data
+    PURCHASES_WRITE = "purchases:write"  # purchases and returns
+    POINTS_READ = "points:read"  # balances, history, coupons, the catalog
+    POINTS_ADJUST = "points:adjust"  # manual adjustments and bonuses
+    REDEMPTIONS_WRITE = "redemptions:write"  # rewards and paid memberships
+    JOBS_RUN = "jobs:run"
+    REPORTS_READ = "reports:read"  # liability and analytics
+    WEBHOOKS_MANAGE = "webhooks:manage"
     MEMBERS_ERASE = "members:erase"
 
 
@@ -41,11 +48,28 @@ _GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.MEMBERS_READ,
             Permission.MEMBERS_WRITE,
             Permission.MEMBERS_PII,
+            Permission.PURCHASES_WRITE,
+            Permission.POINTS_READ,
+            Permission.POINTS_ADJUST,
+            Permission.REDEMPTIONS_WRITE,
         }
     ),
-    Role.ANALYST: frozenset({Permission.PROGRAMS_READ, Permission.MEMBERS_READ}),
+    Role.ANALYST: frozenset(
+        {
+            Permission.PROGRAMS_READ,
+            Permission.MEMBERS_READ,
+            Permission.POINTS_READ,
+            Permission.REPORTS_READ,
+        }
+    ),
     Role.APP: frozenset(
-        {Permission.PROGRAMS_READ, Permission.MEMBERS_READ, Permission.MEMBERS_WRITE}
+        {
+            Permission.PROGRAMS_READ,
+            Permission.MEMBERS_READ,
+            Permission.MEMBERS_WRITE,
+            Permission.PURCHASES_WRITE,
+            Permission.POINTS_READ,
+        }
     ),
 }
 

@@ -125,7 +125,9 @@ def _configure_sqlite(engine: Engine) -> None:
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        connection.exec_driver_sql("BEGIN")
+        # IMMEDIATE takes the write lock at the start: two transactions that read a member's
+        # state and then write it queue up instead of failing with SQLITE_BUSY mid-way.
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:

@@ -7,7 +7,7 @@ members and history.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib import resources
 
 from sqlalchemy import select
@@ -20,6 +20,8 @@ from memberlab.programs import service as program_service
 from memberlab.programs.models import ProgramVersion
 
 DEMO_SLUG = "demo-teahouse"
+# The demo program is in force from well before the demo's history starts.
+DEMO_PROGRAM_FROM = datetime(2020, 1, 1, tzinfo=UTC)
 SAMPLE_PROGRAMS = ("teahouse", "department_store")
 
 
@@ -58,10 +60,12 @@ def prepare_demo(session: Session, *, now: datetime, created_by: str) -> DemoTen
     except program_service.NoActiveProgram:
         active = None
     if active is None or active.id != result.version.id:
+        # first time: in force from before the demo's history; later, a changed sample
+        # takes over from now
         program_service.activate(
             session,
             version_id=result.version.id,
-            effective_from=now,
+            effective_from=DEMO_PROGRAM_FROM if active is None else now,
             activated_by=created_by,
             now=now,
         )

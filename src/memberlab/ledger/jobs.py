@@ -1,0 +1,73 @@
+"""Jobs as functions of ``as_of``: bring every member's state up to a moment.
+
+Releasing pending points, expiring lots, expiring-soon notices, birthday bonuses and tier
+reviews are all ``rules.advance``; running the jobs twice for the same ``as_of`` changes
+nothing the second time, because each member's state remembers how far it has advanced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy import or_, select
+
+from memberlab.ledger.models import MemberState as MemberStateRow
+from memberlab.ledger.schemas import JobsReport
+from memberlab.ledger.service import LedgerContext, open_member
+from memberlab.members.models import Member
+
+BATCH = 500
+
+
+def run_jobs(
+    ctx: LedgerContext, *, as_of: datetime, progress: Callable[[int], None] | None = None
+) -> JobsReport:
+    report = JobsReport(
+        as_of=as_of,
+        members=0,
+        released=0,
+        expired=0,
+        expired_points=0,
+        reviews=0,
+        tier_changes=0,
+        birthday_bonuses=0,
+        notices=0,
+    )
+    last_pk = 0
+    while True:
+        members = list(
+            ctx.session.scalars(
+                select(Member)
+                .outerjoin(MemberStateRow, MemberStateRow.member_pk == Member.id)
+                .where(
+                    Member.id > last_pk,
+                    Member.enrolled_at <= as_of,
+                    or_(MemberStateRow.as_of.is_(None), MemberStateRow.as_of < as_of),
+                )
+                .order_by(Member.id)
+                .limit(BATCH)
+            )
+        )
+        if not members:
+            return report
+        for member in members:
+            work = open_member(ctx, member, as_of)
+            before = work.state.last_review_at
+            work.save()
+            report.members += 1
+            for entry in work.entries:
+                if entry.kind == "release":
+                    report.released += 1
+                elif entry.kind == "expire":
+                    report.expired += 1
+                    report.expired_points += -entry.points
+                elif entry.kind == "birthday":
+                    report.birthday_bonuses += 1
+            if work.state.last_review_at != before:
+                report.reviews += 1
+            report.tier_changes += sum(n.kind == "tier.changed" for n in work.notices)
+            report.notices += len(work.notices)
+        last_pk = members[-1].id
+        if progress:
+            progress(len(members))

@@ -1,0 +1,654 @@
+"""The live ledger: applies the program's rules to one member at a time and persists them.
+
+Every operation loads the member's state (locking the member), advances it to the event's
+time (pending releases, expiries, reviews, birthdays), applies the event through
+``memberlab.programs.rules``, writes the entries, postings and lots, and queues webhooks,
+all in the caller's transaction. Writes are idempotent (``idempotency.replay_or_run``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from memberlab.core.errors import Conflict, FieldError, InvalidInput, NotFound
+from memberlab.core.money import points_value, to_minor
+from memberlab.core.pii import PersonalDataVault
+from memberlab.ledger import store
+from memberlab.ledger.idempotency import Answer, replay_or_run
+from memberlab.ledger.models import LedgerEntry, Order, OrderReturn, PointsLot
+from memberlab.ledger.models import MemberState as MemberStateRow
+from memberlab.ledger.schemas import (
+    AdjustmentCreate,
+    Balances,
+    BonusCreate,
+    EntryResult,
+    EntryView,
+    LotView,
+    PlanPurchaseCreate,
+    PointsView,
+    PurchaseCreate,
+    PurchaseResult,
+    ReturnCreate,
+    ReturnResult,
+    RuleLine,
+)
+from memberlab.members import service as member_service
+from memberlab.members.models import Member
+from memberlab.members.schemas import MemberCreate
+from memberlab.programs import rules
+from memberlab.programs import service as program_service
+from memberlab.programs.schema import BonusType, ProgramDefinition
+from memberlab.webhooks import service as webhooks
+
+FUTURE_TOLERANCE = timedelta(minutes=5)
+
+
+class LedgerRuleRefused(Conflict):
+    """The program does not allow this (not enough points, a return of too much, ...)."""
+
+
+class LedgerInputInvalid(InvalidInput):
+    pass
+
+
+class OrderNotFound(NotFound):
+    key = "ledger.order_not_found"
+
+
+@dataclass
+class LedgerContext:
+    session: Session
+    tenant_id: int
+    now: datetime
+    vault: PersonalDataVault
+    actor: str
+    timezone: str = "Asia/Shanghai"
+
+
+_PROGRAMS: dict[tuple[int, str], ProgramDefinition] = {}
+
+
+def program_at(session: Session, at: datetime) -> tuple[int, ProgramDefinition]:
+    """The program in force at ``at`` (parsed once per version and process)."""
+    version = program_service.active_version(session, as_of=at)
+    cache_key = (version.id, version.sha256)
+    program = _PROGRAMS.get(cache_key)
+    if program is None:
+        program = program_service.definition_of(version)
+        _PROGRAMS[cache_key] = program
+    return version.id, program
+
+
+def refused(error: rules.RuleError, field: str | None = None) -> Exception:
+    """A rule's refusal as the API error it is: 409 for state, 422 for input."""
+    input_errors = {
+        "ledger.no_lines",
+        "ledger.bad_quantity",
+        "ledger.negative_amount",
+        "ledger.negative_paid",
+        "ledger.paid_above_gross",
+        "ledger.points_step",
+        "ledger.points_share",
+        "ledger.unknown_line",
+        "ledger.bad_points",
+        "ledger.return_before_order",
+        "ledger.no_such_plan",
+        "ledger.no_such_bonus",
+        "ledger.points_payment_off",
+    }
+    if error.key in input_errors:
+        return LedgerInputInvalid(errors=[FieldError(field or "", error.key, error.params)])
+    return LedgerRuleRefused(error.key, **error.params)
+
+
+def _balances(state: rules.MemberState) -> Balances:
+    return Balances(available=state.available, pending=state.pending, debt=state.debt)
+
+
+# --- one member's unit of work -----------------------------------------------------------------
+
+
+@dataclass
+class MemberWork:
+    """A member's loaded state, the program, and what the operation has produced so far."""
+
+    ctx: LedgerContext
+    member: Member
+    program: ProgramDefinition
+    loaded: store.Loaded
+    entries: list[rules.Entry]
+    lots: list[rules.Lot]
+    notices: list[rules.Notice]
+
+    @property
+    def state(self) -> rules.MemberState:
+        return self.loaded.state
+
+    def take(self, outcome: rules.Outcome) -> rules.Outcome:
+        self.entries.extend(outcome.entries)
+        self.lots.extend(outcome.lots)
+        self.notices.extend(outcome.notices)
+        return outcome
+
+    def save(self) -> None:
+        store.save(
+            self.ctx.session,
+            tenant_id=self.ctx.tenant_id,
+            loaded=self.loaded,
+            entries=self.entries,
+            new_lots=self.lots,
+            now=self.ctx.now,
+        )
+        webhooks.enqueue(
+            self.ctx.session,
+            tenant_id=self.ctx.tenant_id,
+            member_id=self.member.member_id,
+            notices=self.notices,
+            now=self.ctx.now,
+        )
+
+
+def open_member(ctx: LedgerContext, member: Member, at: datetime) -> MemberWork:
+    """Lock and load a member and bring the state up to ``at``."""
+    _, program = program_at(ctx.session, at)
+    loaded = store.load(
+        ctx.session, tenant_id=ctx.tenant_id, member=member, program=program, now=ctx.now
+    )
+    work = MemberWork(ctx, member, program, loaded, [], [], [])
+    if loaded.is_new:
+        # the member's first ledger event: the sign-up bonus, as of enrolment
+        work.take(rules.enrol(program, loaded.state, member.enrolled_at, member.member_id))
+    work.take(rules.advance(program, loaded.state, max(at, loaded.state.as_of or at)))
+    return work
+
+
+def _check_time(field: str, at: datetime, now: datetime) -> datetime:
+    if at.tzinfo is None:
+        raise LedgerInputInvalid(errors=[FieldError(field, "ledger.v.naive_time")])
+    if at > now + FUTURE_TOLERANCE:
+        raise LedgerInputInvalid(
+            errors=[FieldError(field, "ledger.v.future", {"value": at.isoformat()})]
+        )
+    return at
+
+
+def _money(field: str, amount: Decimal, currency: str, errors: list[FieldError]) -> int:
+    try:
+        return to_minor(amount, currency)
+    except ValueError:
+        errors.append(
+            FieldError(field, "ledger.v.precision", {"currency": currency, "value": str(amount)})
+        )
+        return 0
+
+
+# --- purchases -------------------------------------------------------------------------------
+
+
+def post_purchase(ctx: LedgerContext, body: PurchaseCreate) -> Answer:
+    """Post a purchase; the order id is its idempotency key."""
+    payload = body.model_dump(mode="json")
+    return replay_or_run(
+        ctx.session,
+        scope="purchase",
+        key=body.order_id,
+        payload=payload,
+        now=ctx.now,
+        run=lambda: (201, _purchase(ctx, body).model_dump(mode="json")),
+    )
+
+
+def _purchase(ctx: LedgerContext, body: PurchaseCreate) -> PurchaseResult:
+    at = _check_time("occurred_at", body.occurred_at, ctx.now)
+    _, program = program_at(ctx.session, at)
+    currency = program.currency
+    errors: list[FieldError] = []
+    if body.currency is not None and body.currency != currency:
+        errors.append(
+            FieldError(
+                "currency", "ledger.v.currency", {"expected": currency, "value": body.currency}
+            )
+        )
+    lines = tuple(
+        rules.PurchaseLine(
+            line.sku,
+            line.category,
+            line.quantity,
+            _money(f"lines[{i}].amount", line.amount, currency, errors),
+        )
+        for i, line in enumerate(body.lines)
+    )
+    gross = sum(line.amount for line in lines)
+    discount = _money("discount", body.discount, currency, errors)
+    points_money = int(
+        Decimal(body.points_used) * rules.unit(program) / program.points_payment.points_per_unit
+    )
+    if body.amount_paid is None:
+        paid = gross - discount - points_money
+        if paid < 0:
+            errors.append(FieldError("discount", "ledger.v.discount_above_gross"))
+    else:
+        paid = _money("amount_paid", body.amount_paid, currency, errors)
+        if paid > gross:
+            errors.append(
+                FieldError("amount_paid", "ledger.paid_above_gross", {"paid": paid, "gross": gross})
+            )
+    if errors:
+        raise LedgerInputInvalid(errors=errors)
+
+    member, enrolled = _member_for_purchase(ctx, body, program, at)
+    event = rules.Purchase(
+        body.order_id,
+        at,
+        body.channel,
+        body.store,
+        lines,
+        max(paid, 0),
+        discount,
+        body.points_used,
+        body.coupon_code,
+    )
+    work = open_member(ctx, member, at)
+    tier_before = work.state.tier
+    try:
+        outcome = work.take(rules.purchase(program, work.state, event))
+    except rules.RuleError as error:
+        raise refused(error, "points_used" if "points" in error.key else "lines") from None
+    if body.coupon_code:
+        from memberlab.rewards import service as rewards_service
+
+        rewards_service.use_coupon(
+            ctx.session,
+            member=member,
+            code=body.coupon_code,
+            order_id=body.order_id,
+            gross=gross,
+            at=at,
+        )
+    order = outcome.order
+    assert order is not None
+    purchase_entry = next(e for e in outcome.entries if e.kind == "purchase")
+    ctx.session.add(
+        Order(
+            order_id=body.order_id,
+            member_pk=member.id,
+            occurred_at=at,
+            channel=body.channel,
+            store=body.store,
+            amount_paid=order.amount_paid,
+            gross=gross,
+            discount=discount,
+            points_used=body.points_used,
+            points_earned=order.points + order.bonus_points,
+            growth_earned=purchase_entry.growth,
+            coupon_code=body.coupon_code,
+            entry_seq=purchase_entry.seq,
+            record=order_to_json(order),
+        )
+    )
+    work.save()
+    lot = next((x for x in outcome.lots if x.reference == body.order_id), None)
+    return PurchaseResult(
+        order_id=body.order_id,
+        member_id=member.member_id,
+        enrolled=enrolled,
+        points_earned=order.points + order.bonus_points,
+        points_pending=lot is not None and not lot.released,
+        points_used=body.points_used,
+        growth_earned=purchase_entry.growth,
+        tier_before=tier_before,
+        tier_after=work.state.tier,
+        coupon_code=body.coupon_code,
+        explanation=[RuleLine(rule=e["rule"], points=e["points"]) for e in outcome.explanation],
+        balances=_balances(work.state),
+    )
+
+
+def _member_for_purchase(
+    ctx: LedgerContext, body: PurchaseCreate, program: ProgramDefinition, at: datetime
+) -> tuple[Member, bool]:
+    try:
+        return member_service.get(ctx.session, body.member_id), False
+    except member_service.MemberNotFound:
+        if not program.enrolment.enrol_on_first_purchase:
+            raise
+    member = member_service.enrol(
+        ctx.session,
+        MemberCreate(
+            member_id=body.member_id,
+            mobile=body.mobile,
+            enrolled_at=at,
+            enrol_channel=body.channel,
+            enrol_store=body.store,
+        ),
+        ctx=member_service.MemberContext(vault=ctx.vault, timezone=ctx.timezone),
+        now=ctx.now,
+    )
+    return member, True
+
+
+def order_to_json(order: rules.OrderRecord) -> dict[str, Any]:
+    data = asdict(order)
+    data["occurred_at"] = order.occurred_at.isoformat()
+    return data
+
+
+def order_from_json(data: dict[str, Any]) -> rules.OrderRecord:
+    values = dict(data)
+    values["occurred_at"] = datetime.fromisoformat(values["occurred_at"])
+    values["lines"] = [rules.LineRecord(**line) for line in values["lines"]]
+    return rules.OrderRecord(**values)
+
+
+# --- returns -----------------------------------------------------------------------------------
+
+
+def post_return(ctx: LedgerContext, body: ReturnCreate) -> Answer:
+    payload = body.model_dump(mode="json")
+    return replay_or_run(
+        ctx.session,
+        scope="return",
+        key=body.return_id,
+        payload=payload,
+        now=ctx.now,
+        run=lambda: (201, _return(ctx, body).model_dump(mode="json")),
+    )
+
+
+def _return(ctx: LedgerContext, body: ReturnCreate) -> ReturnResult:
+    at = _check_time("occurred_at", body.occurred_at, ctx.now)
+    order_row = ctx.session.scalar(select(Order).where(Order.order_id == body.order_id))
+    if order_row is None:
+        raise OrderNotFound(order_id=body.order_id)
+    member = ctx.session.get(Member, order_row.member_pk)
+    assert member is not None
+    work = open_member(ctx, member, at)
+    record = order_from_json(order_row.record)
+    window = work.program.returns.window_days
+    if window is not None and at > record.occurred_at + timedelta(days=window):
+        raise LedgerRuleRefused("ledger.return_window", days=window, order_id=body.order_id)
+    lines = _return_lines(body, record)
+    tier_before = work.state.tier
+    refunded_before = record.points_refunded
+    event = rules.Return(body.return_id, body.order_id, at, tuple(lines))
+    try:
+        outcome = work.take(rules.return_(work.program, work.state, record, event))
+    except rules.RuleError as error:
+        raise refused(error, "lines") from None
+    entry = outcome.entries[0]
+    ctx.session.add(
+        OrderReturn(
+            return_id=body.return_id,
+            order_pk=order_row.id,
+            member_pk=member.id,
+            occurred_at=at,
+            entry_seq=entry.seq,
+            lines=[{"line": r.line, "quantity": r.quantity} for r in lines],
+            points_reversed=-entry.detail["points"],
+            growth_reversed=-entry.growth,
+            amount_returned=-entry.spend,
+        )
+    )
+    order_row.record = order_to_json(record)
+    work.save()
+    return ReturnResult(
+        return_id=body.return_id,
+        order_id=body.order_id,
+        member_id=member.member_id,
+        points_reversed=-entry.detail["points"],
+        points_refunded=record.points_refunded - refunded_before,
+        growth_reversed=-entry.growth,
+        debt=work.state.debt,
+        tier_before=tier_before,
+        tier_after=work.state.tier,
+        balances=_balances(work.state),
+    )
+
+
+def _return_lines(body: ReturnCreate, record: rules.OrderRecord) -> list[rules.ReturnLine]:
+    if body.lines is None:
+        lines = [
+            rules.ReturnLine(i, line.quantity - line.returned_quantity)
+            for i, line in enumerate(record.lines)
+            if line.quantity > line.returned_quantity
+        ]
+        if not lines:
+            raise LedgerRuleRefused("ledger.already_returned", order_id=record.order_id)
+        return lines
+    result: list[rules.ReturnLine] = []
+    errors: list[FieldError] = []
+    for i, item in enumerate(body.lines):
+        index = item.line
+        if index is None and item.sku is not None:
+            index = next((j for j, line in enumerate(record.lines) if line.sku == item.sku), None)
+            if index is None:
+                errors.append(
+                    FieldError(
+                        f"lines[{i}].sku",
+                        "ledger.v.unknown_sku",
+                        {"value": item.sku, "order_id": record.order_id},
+                    )
+                )
+                continue
+        if index is None:
+            errors.append(FieldError(f"lines[{i}]", "ledger.v.line_or_sku"))
+            continue
+        result.append(rules.ReturnLine(index, item.quantity))
+    if errors:
+        raise LedgerInputInvalid(errors=errors)
+    return result
+
+
+# --- other writes ------------------------------------------------------------------------------
+
+
+def _entry_view(entry: rules.Entry, balance: int) -> EntryView:
+    return EntryView(
+        seq=entry.seq,
+        kind=entry.kind,
+        at=entry.at,
+        reference=entry.reference,
+        points=entry.points,
+        growth=entry.growth,
+        balance=balance,
+        detail=entry.detail,
+    )
+
+
+def _single(ctx: LedgerContext, member_id: str, at: datetime, apply: Any) -> EntryResult:
+    member = member_service.get(ctx.session, member_id)
+    work = open_member(ctx, member, at)
+    try:
+        outcome = work.take(apply(work))
+    except rules.RuleError as error:
+        raise refused(error, "points") from None
+    work.save()
+    state = work.state
+    return EntryResult(
+        member_id=member.member_id,
+        entry=_entry_view(outcome.entries[-1], state.available + state.pending),
+        balances=_balances(state),
+    )
+
+
+def adjust(ctx: LedgerContext, member_id: str, body: AdjustmentCreate, key: str) -> Answer:
+    def run() -> tuple[int, dict[str, Any]]:
+        result = _single(
+            ctx,
+            member_id,
+            ctx.now,
+            lambda w: rules.adjust(
+                w.program, w.state, body.points, ctx.now, key, body.reason, ctx.actor
+            ),
+        )
+        return 201, result.model_dump(mode="json")
+
+    return replay_or_run(
+        ctx.session,
+        scope="adjustment",
+        key=key,
+        payload={"member_id": member_id, **body.model_dump(mode="json")},
+        now=ctx.now,
+        run=run,
+    )
+
+
+def award_bonus(ctx: LedgerContext, member_id: str, body: BonusCreate) -> Answer:
+    def run() -> tuple[int, dict[str, Any]]:
+        result = _single(
+            ctx,
+            member_id,
+            ctx.now,
+            lambda w: rules.bonus(
+                w.program, w.state, BonusType(body.type), ctx.now, body.reference
+            ),
+        )
+        return 201, result.model_dump(mode="json")
+
+    return replay_or_run(
+        ctx.session,
+        scope=f"bonus:{body.type}",
+        key=f"{member_id}:{body.reference}",
+        payload={"member_id": member_id, **body.model_dump(mode="json")},
+        now=ctx.now,
+        run=run,
+    )
+
+
+def buy_plan(ctx: LedgerContext, member_id: str, body: PlanPurchaseCreate, key: str) -> Answer:
+    def run() -> tuple[int, dict[str, Any]]:
+        result = _single(
+            ctx,
+            member_id,
+            ctx.now,
+            lambda w: rules.buy_plan(w.program, w.state, body.plan, ctx.now, key),
+        )
+        return 201, result.model_dump(mode="json")
+
+    return replay_or_run(
+        ctx.session,
+        scope="paid_plan",
+        key=key,
+        payload={"member_id": member_id, **body.model_dump(mode="json")},
+        now=ctx.now,
+        run=run,
+    )
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+def member_points(ctx: LedgerContext, member_id: str, *, entries: int = 50) -> PointsView:
+    """Tier, balances, growth, open lots and the last entries, as of now."""
+    member = member_service.get(ctx.session, member_id)
+    _, program = program_at(ctx.session, ctx.now)
+    loaded = store.load(
+        ctx.session,
+        tenant_id=ctx.tenant_id,
+        member=member,
+        program=program,
+        now=ctx.now,
+        lock=False,
+    )
+    state = loaded.state
+    if loaded.is_new:
+        rules.enrol(program, state, member.enrolled_at, member.member_id)
+    rules.advance(program, state, max(ctx.now, state.as_of or ctx.now))  # a view: not saved
+    tier = program.tiers[next((i for i, t in enumerate(program.tiers) if t.code == state.tier), 0)]
+    measure = rules.qualifying_measure(program, state, ctx.now)
+    upper = [t for t in program.tiers if not t.invitation_only and t.threshold > measure]
+    next_tier = upper[0] if upper else None
+    return PointsView(
+        member_id=member.member_id,
+        tier=tier.code,
+        tier_name=tier.name.get(_lang()),
+        tier_since=state.tier_since,
+        growth_value=state.lifetime_growth,
+        qualifying=str(measure),
+        next_tier=next_tier.code if next_tier else None,
+        to_next_tier=str(next_tier.threshold - measure) if next_tier else None,
+        balances=_balances(state),
+        points_value=Decimal(
+            points_value(max(state.available, 0), program.points.value_per_point, program.currency)
+        )
+        / rules.unit(program),
+        plan=state.plan_code if state.plan_until and state.plan_until > ctx.now else None,
+        plan_until=state.plan_until,
+        lots=[
+            LotView(
+                seq=lot.seq,
+                source=lot.source,
+                earned_at=lot.earned_at,
+                available_at=lot.available_at,
+                expires_at=lot.expires_at,
+                amount=lot.amount,
+                remaining=lot.remaining,
+                released=lot.released,
+            )
+            for lot in sorted(state.open_lots(), key=lambda x: (x.expiry_key, x.seq))
+        ],
+        last_entries=history(ctx.session, member, limit=entries),
+    )
+
+
+def _lang() -> str:
+    from memberlab.core.i18n import current_language
+
+    return current_language()
+
+
+def history(
+    session: Session, member: Member, *, limit: int = 100, before_seq: int | None = None
+) -> list[EntryView]:
+    """A member's entries, newest first, each with the balance right after it."""
+    query = select(LedgerEntry).where(LedgerEntry.member_pk == member.id)
+    if before_seq is not None:
+        query = query.where(LedgerEntry.seq < before_seq)
+    rows = list(session.scalars(query.order_by(LedgerEntry.seq.desc()).limit(limit)))
+    if not rows:
+        return []
+    # running balance: the total up to the newest row shown, walking back
+    total = (
+        session.scalar(
+            select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(
+                LedgerEntry.member_pk == member.id, LedgerEntry.seq <= rows[0].seq
+            )
+        )
+        or 0
+    )
+    views = []
+    for row in rows:
+        views.append(
+            EntryView(
+                seq=row.seq,
+                kind=row.kind,
+                at=row.at,
+                reference=row.reference,
+                points=row.points,
+                growth=row.growth,
+                balance=int(total),
+                detail=row.detail or {},
+            )
+        )
+        total -= row.points
+    return views
+
+
+def state_row(session: Session, member: Member) -> MemberStateRow | None:
+    return session.scalar(select(MemberStateRow).where(MemberStateRow.member_pk == member.id))
+
+
+def open_lots(session: Session, member: Member) -> list[PointsLot]:
+    return list(
+        session.scalars(
+            select(PointsLot)
+            .where(PointsLot.member_pk == member.id, PointsLot.remaining > 0)
+            .order_by(PointsLot.seq)
+        )
+    )

@@ -1,0 +1,278 @@
+"""Between the rules' in-memory member state and the ledger tables.
+
+``load`` reads what the rules need of one member (locking the member on PostgreSQL so that
+concurrent writes for one member queue up); ``save`` writes what the rules produced: new
+entries with their postings, new and changed lots, and the member's state row. Both use
+explicit tenant ids (bulk statements bypass the ORM's tenant scoping).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from memberlab.ledger.models import LedgerEntry, PointsLot, Posting
+from memberlab.ledger.models import MemberState as MemberStateRow
+from memberlab.members.models import Member
+from memberlab.programs import rules
+from memberlab.programs.schema import ProgramDefinition, WindowType
+
+
+@dataclass
+class Loaded:
+    """A member's rules state plus what is needed to write back only what changed."""
+
+    member_pk: int
+    state: rules.MemberState
+    is_new: bool
+    lots_before: dict[int, tuple[int, bool, bool]] = field(default_factory=dict)
+
+
+def lock_member(session: Session, member_pk: int) -> None:
+    """Serialize writers of one member (PostgreSQL row lock; SQLite locks the database)."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(Member.id).where(Member.id == member_pk).with_for_update())
+
+
+def activity_horizon(program: ProgramDefinition, now: datetime) -> datetime | None:
+    window = program.tier_qualification.window
+    if window.type is WindowType.LIFETIME:
+        return None
+    months = (window.months or 12) if window.type is WindowType.ROLLING_MONTHS else 24
+    return now - timedelta(days=31 * (months + 1))
+
+
+def load(
+    session: Session,
+    *,
+    tenant_id: int,
+    member: Member,
+    program: ProgramDefinition,
+    now: datetime,
+    lock: bool = True,
+) -> Loaded:
+    if lock:
+        lock_member(session, member.id)
+    row = session.execute(
+        select(MemberStateRow).where(
+            MemberStateRow.tenant_id == tenant_id, MemberStateRow.member_pk == member.id
+        )
+    ).scalar_one_or_none()
+    if row is None:
+        state = rules.new_member_state(
+            program, enrolled_at=member.enrolled_at, birthday=member.birthday_month_day
+        )
+        return Loaded(member.id, state, is_new=True)
+    state = state_from_row(row, enrolled_at=member.enrolled_at, birthday=member.birthday_month_day)
+    lots = session.execute(
+        select(PointsLot).where(
+            PointsLot.tenant_id == tenant_id,
+            PointsLot.member_pk == member.id,
+            (PointsLot.remaining > 0) | (PointsLot.released.is_(False)),
+        )
+    ).scalars()
+    state.lots = [lot_from_row(lot) for lot in lots]
+    state.lots.sort(key=lambda lot: lot.seq)
+    horizon = activity_horizon(program, min(now, state.as_of or now))
+    if horizon is not None:
+        activity = session.execute(
+            select(LedgerEntry.at, LedgerEntry.growth, LedgerEntry.spend, LedgerEntry.orders)
+            .where(
+                LedgerEntry.tenant_id == tenant_id,
+                LedgerEntry.member_pk == member.id,
+                LedgerEntry.at >= horizon,
+                (LedgerEntry.growth != 0) | (LedgerEntry.spend != 0) | (LedgerEntry.orders != 0),
+            )
+            .order_by(LedgerEntry.at, LedgerEntry.seq)
+        )
+        state.activity = [rules.Activity(at, g, s, o) for at, g, s, o in activity]
+    return Loaded(
+        member.id,
+        state,
+        is_new=False,
+        lots_before={lot.seq: (lot.remaining, lot.released, lot.noticed) for lot in state.lots},
+    )
+
+
+def state_from_row(
+    row: MemberStateRow, *, enrolled_at: datetime, birthday: str | None
+) -> rules.MemberState:
+    return rules.MemberState(
+        enrolled_at=enrolled_at,
+        tier=row.tier,
+        tier_since=row.tier_since,
+        birthday=birthday,
+        as_of=row.as_of,
+        tier_at_review=row.tier_at_review,
+        last_review_at=row.last_review_at,
+        debt=row.debt,
+        lifetime_growth=row.lifetime_growth,
+        lifetime_spend=row.lifetime_spend,
+        lifetime_orders=row.lifetime_orders,
+        cap_day=date.fromisoformat(row.cap_day) if row.cap_day else None,
+        cap_day_points=row.cap_day_points,
+        cap_month=tuple(int(x) for x in row.cap_month.split("-")) if row.cap_month else None,  # type: ignore[arg-type]
+        cap_month_points=row.cap_month_points,
+        bonus_counts=dict(row.bonus_counts or {}),
+        plan_code=row.plan_code,
+        plan_until=row.plan_until,
+        next_seq=row.next_seq,
+    )
+
+
+def lot_from_row(lot: PointsLot) -> rules.Lot:
+    return rules.Lot(
+        seq=lot.seq,
+        earned_at=lot.earned_at,
+        available_at=lot.available_at,
+        expires_at=lot.expires_at,
+        amount=lot.amount,
+        remaining=lot.remaining,
+        source=lot.source,
+        released=lot.released,
+        reference=lot.reference,
+        noticed=lot.noticed,
+    )
+
+
+# --- rows ------------------------------------------------------------------------------------
+
+
+def entry_rows(
+    tenant_id: int, member_pk: int, entries: list[rules.Entry], recorded_at: datetime
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    entry_dicts: list[dict[str, Any]] = []
+    posting_dicts: list[dict[str, Any]] = []
+    for entry in entries:
+        entry_dicts.append(
+            {
+                "tenant_id": tenant_id,
+                "member_pk": member_pk,
+                "seq": entry.seq,
+                "kind": entry.kind,
+                "at": entry.at,
+                "recorded_at": recorded_at,
+                "reference": entry.reference,
+                "points": entry.points,
+                "growth": entry.growth,
+                "spend": entry.spend,
+                "orders": entry.orders,
+                "detail": entry.detail,
+            }
+        )
+        for leg, movement in enumerate(entry.movements):
+            posting_dicts.append(
+                {
+                    "tenant_id": tenant_id,
+                    "member_pk": member_pk,
+                    "entry_seq": entry.seq,
+                    "leg": leg,
+                    "source": movement.source,
+                    "destination": movement.destination,
+                    "amount": movement.amount,
+                    "lot_seq": movement.lot,
+                    "at": entry.at,
+                }
+            )
+    return entry_dicts, posting_dicts
+
+
+def lot_row(tenant_id: int, member_pk: int, lot: rules.Lot) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id,
+        "member_pk": member_pk,
+        "seq": lot.seq,
+        "earned_at": lot.earned_at,
+        "available_at": lot.available_at,
+        "expires_at": lot.expires_at,
+        "amount": lot.amount,
+        "remaining": lot.remaining,
+        "source": lot.source,
+        "released": lot.released,
+        "reference": lot.reference,
+        "noticed": lot.noticed,
+    }
+
+
+def state_row(
+    tenant_id: int, member_pk: int, state: rules.MemberState, now: datetime
+) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant_id,
+        "member_pk": member_pk,
+        "tier": state.tier,
+        "tier_since": state.tier_since,
+        "tier_at_review": state.tier_at_review,
+        "last_review_at": state.last_review_at,
+        "as_of": state.as_of,
+        "available": state.available,
+        "pending": state.pending,
+        "debt": state.debt,
+        "lifetime_growth": state.lifetime_growth,
+        "lifetime_spend": state.lifetime_spend,
+        "lifetime_orders": state.lifetime_orders,
+        "cap_day": state.cap_day.isoformat() if state.cap_day else None,
+        "cap_day_points": state.cap_day_points,
+        "cap_month": f"{state.cap_month[0]:04d}-{state.cap_month[1]:02d}"
+        if state.cap_month
+        else None,
+        "cap_month_points": state.cap_month_points,
+        "bonus_counts": state.bonus_counts,
+        "plan_code": state.plan_code,
+        "plan_until": state.plan_until,
+        "next_seq": state.next_seq,
+        "updated_at": now,
+    }
+
+
+def save(
+    session: Session,
+    *,
+    tenant_id: int,
+    loaded: Loaded,
+    entries: list[rules.Entry],
+    new_lots: list[rules.Lot],
+    now: datetime,
+) -> None:
+    """Write what the rules produced for one member."""
+    member_pk, state = loaded.member_pk, loaded.state
+    entry_dicts, posting_dicts = entry_rows(tenant_id, member_pk, entries, now)
+    if entry_dicts:
+        session.execute(insert(LedgerEntry), entry_dicts)
+    if posting_dicts:
+        session.execute(insert(Posting), posting_dicts)
+    new_seqs = {lot.seq for lot in new_lots}
+    if new_lots:
+        session.execute(insert(PointsLot), [lot_row(tenant_id, member_pk, lot) for lot in new_lots])
+    for lot in state.lots:
+        if lot.seq in new_seqs:
+            continue
+        if loaded.lots_before.get(lot.seq) != (lot.remaining, lot.released, lot.noticed):
+            session.execute(
+                update(PointsLot)
+                .where(
+                    PointsLot.tenant_id == tenant_id,
+                    PointsLot.member_pk == member_pk,
+                    PointsLot.seq == lot.seq,
+                )
+                .values(remaining=lot.remaining, released=lot.released, noticed=lot.noticed)
+                .execution_options(synchronize_session=False)
+            )
+    values = state_row(tenant_id, member_pk, state, now)
+    if loaded.is_new:
+        session.execute(insert(MemberStateRow), [values])
+        loaded.is_new = False
+    else:
+        session.execute(
+            update(MemberStateRow)
+            .where(MemberStateRow.tenant_id == tenant_id, MemberStateRow.member_pk == member_pk)
+            .values(**{k: v for k, v in values.items() if k not in ("tenant_id", "member_pk")})
+            .execution_options(synchronize_session=False)
+        )
+    loaded.lots_before = {lot.seq: (lot.remaining, lot.released, lot.noticed) for lot in state.lots}
+    # lots that are used up and released no longer need to be kept in memory
+    state.lots = [lot for lot in state.lots if lot.remaining > 0 or not lot.released]

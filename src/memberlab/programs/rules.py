@@ -1,0 +1,1360 @@
+"""The rule engine: what a program does to one member's state when something happens.
+
+Every function here is a state transition of a single member, driven only by its arguments:
+the program, the member's state, the event and the time it happens. No I/O, no clock. The
+live ledger (``memberlab.ledger``) loads a member's state, calls these functions and persists
+what they return; the simulator replays years of history through exactly the same functions
+in memory. Tests prove that the two drivers agree.
+
+The functions mutate the ``MemberState`` they are given into the state after the event and
+return the ``Entry`` records (ledger transactions, each a list of double-entry ``Movement``s)
+and ``Notice``s (tier changed, points expiring, ...) that the event caused.
+
+Conventions
+-----------
+- Money is an ``int`` in minor units (fen); points and growth are ``int``.
+- Times are aware datetimes; calendar rules (member day, caps per day, expiry dates,
+  birthdays, calendar-year reviews) use the program's time zone.
+- Points accounts: a member has ``available`` and ``pending``; the program's side has
+  ``issued`` (earnings and bonuses), ``redeemed``, ``payment`` (points paying at checkout),
+  ``expired``, ``returned`` (taken back on returns) and ``adjustment``. Every movement goes
+  from one account to another, so the program's outstanding liability always equals the sum
+  of member balances.
+- A member's available balance = remaining points in released lots - debt. Lots never go
+  below zero; what a return cannot take back becomes debt, repaid by later earnings.
+"""
+
+from __future__ import annotations
+
+import calendar
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from memberlab.core.money import minor_digits
+from memberlab.programs.schema import (
+    Basis,
+    BonusType,
+    ExpiryMode,
+    GrowthSourceType,
+    MultiplierType,
+    ProgramDefinition,
+    QualifyingMeasure,
+    ReviewSchedule,
+    Rounding,
+    SpentPointsPolicy,
+    Stacking,
+    Tier,
+    WindowType,
+)
+
+# --- accounts ------------------------------------------------------------------------------
+
+AVAILABLE = "member.available"
+PENDING = "member.pending"
+ISSUED = "program.issued"
+REDEEMED = "program.redeemed"
+PAYMENT = "program.payment"
+EXPIRED = "program.expired"
+RETURNED = "program.returned"
+ADJUSTMENT = "program.adjustment"
+MEMBER_ACCOUNTS = (AVAILABLE, PENDING)
+
+FAR_FUTURE = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+class RuleError(Exception):
+    """An event the program does not allow. ``key`` names the message, ``params`` fill it."""
+
+    def __init__(self, key: str, **params: Any) -> None:
+        super().__init__(key)
+        self.key = key
+        self.params = params
+
+
+# --- state -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Lot:
+    """Points earned together: they become usable and expire together."""
+
+    seq: int
+    earned_at: datetime
+    available_at: datetime
+    expires_at: datetime | None
+    amount: int
+    remaining: int
+    source: str
+    released: bool
+    reference: str | None = None
+    noticed: bool = False  # an expiring-soon notice has been sent
+
+    @property
+    def expiry_key(self) -> datetime:
+        return self.expires_at or FAR_FUTURE
+
+
+@dataclass
+class Activity:
+    """What counts towards tiers, at one moment: growth, spend (minor units) and orders."""
+
+    at: datetime
+    growth: int = 0
+    spend: int = 0
+    orders: int = 0
+
+
+@dataclass
+class MemberState:
+    """Everything the rules need to know about one member."""
+
+    enrolled_at: datetime
+    tier: str
+    tier_since: datetime
+    birthday: str | None = None  # "MM-DD"
+    as_of: datetime | None = None  # time-based rules have been applied up to here
+    tier_at_review: str | None = None  # the tier held after the last review
+    last_review_at: datetime | None = None
+    lots: list[Lot] = field(default_factory=list)
+    debt: int = 0
+    activity: list[Activity] = field(default_factory=list)
+    lifetime_growth: int = 0
+    lifetime_spend: int = 0
+    lifetime_orders: int = 0
+    cap_day: date | None = None
+    cap_day_points: int = 0
+    cap_month: tuple[int, int] | None = None
+    cap_month_points: int = 0
+    bonus_counts: dict[str, int] = field(default_factory=dict)  # "code:year" -> count
+    plan_code: str | None = None
+    plan_until: datetime | None = None
+    next_seq: int = 1  # sequence for this member's entries and lots
+
+    def take_seq(self) -> int:
+        seq = self.next_seq
+        self.next_seq += 1
+        return seq
+
+    @property
+    def available(self) -> int:
+        return sum(lot.remaining for lot in self.lots if lot.released) - self.debt
+
+    @property
+    def pending(self) -> int:
+        return sum(lot.remaining for lot in self.lots if not lot.released)
+
+    def open_lots(self) -> list[Lot]:
+        return [lot for lot in self.lots if lot.remaining > 0]
+
+
+def new_member_state(
+    program: ProgramDefinition, *, enrolled_at: datetime, birthday: str | None = None
+) -> MemberState:
+    entry = program.entry_tier.code
+    return MemberState(
+        enrolled_at=enrolled_at,
+        tier=entry,
+        tier_since=enrolled_at,
+        birthday=birthday,
+        as_of=enrolled_at,
+        tier_at_review=entry,
+    )
+
+
+# --- events and effects --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PurchaseLine:
+    sku: str
+    category: str
+    quantity: int
+    amount: int  # minor units, after line-level discounts
+
+
+@dataclass(frozen=True)
+class Purchase:
+    order_id: str
+    occurred_at: datetime
+    channel: str
+    store: str | None
+    lines: tuple[PurchaseLine, ...]
+    amount_paid: int  # money paid, minor units
+    discount: int = 0
+    points_used: int = 0
+    coupon_code: str | None = None
+
+    @property
+    def gross(self) -> int:
+        return sum(line.amount for line in self.lines)
+
+
+@dataclass
+class LineRecord:
+    """What one order line earned and what has been returned of it."""
+
+    sku: str
+    category: str
+    quantity: int
+    amount: int
+    paid: int
+    points: int
+    growth: int
+    returned_quantity: int = 0
+    points_reversed: int = 0
+    growth_reversed: int = 0
+    paid_returned: int = 0
+
+
+@dataclass
+class OrderRecord:
+    """A purchase as the ledger remembers it, for explanations and returns."""
+
+    order_id: str
+    occurred_at: datetime
+    channel: str
+    store: str | None
+    amount_paid: int
+    gross: int
+    points_used: int
+    lines: list[LineRecord]
+    lot_seq: int | None
+    points: int  # purchase points (after caps), excluding bonuses
+    bonus_points: int
+    bonus_code: str | None
+    growth_order: int  # growth for the order itself (the per-order source)
+    points_refunded: int = 0
+    bonus_reversed: bool = False
+    growth_order_reversed: bool = False
+    spend_reversed: int = 0
+
+    @property
+    def fully_returned(self) -> bool:
+        return all(line.returned_quantity >= line.quantity for line in self.lines)
+
+
+@dataclass(frozen=True)
+class ReturnLine:
+    line: int  # index of the order line
+    quantity: int
+
+
+@dataclass(frozen=True)
+class Return:
+    return_id: str
+    order_id: str
+    occurred_at: datetime
+    lines: tuple[ReturnLine, ...]
+
+
+@dataclass(frozen=True)
+class Movement:
+    source: str
+    destination: str
+    amount: int
+    lot: int | None = None
+
+
+@dataclass
+class Entry:
+    """One ledger transaction of a member: balanced movements plus tier-relevant activity."""
+
+    seq: int
+    kind: str
+    at: datetime
+    reference: str | None = None
+    movements: list[Movement] = field(default_factory=list)
+    growth: int = 0
+    spend: int = 0
+    orders: int = 0
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def points(self) -> int:
+        """Net change of the member's points (available + pending)."""
+        net = 0
+        for m in self.movements:
+            if m.destination in MEMBER_ACCOUNTS and m.source not in MEMBER_ACCOUNTS:
+                net += m.amount
+            elif m.source in MEMBER_ACCOUNTS and m.destination not in MEMBER_ACCOUNTS:
+                net -= m.amount
+        return net
+
+
+@dataclass(frozen=True)
+class Notice:
+    kind: str  # tier.changed, points.earned, points.expiring, redemption
+    at: datetime
+    payload: dict[str, Any]
+
+
+@dataclass
+class Outcome:
+    entries: list[Entry] = field(default_factory=list)
+    notices: list[Notice] = field(default_factory=list)
+    lots: list[Lot] = field(default_factory=list)  # lots created
+    order: OrderRecord | None = None
+    explanation: list[dict[str, Any]] = field(default_factory=list)
+
+    def extend(self, other: Outcome) -> None:
+        self.entries.extend(other.entries)
+        self.notices.extend(other.notices)
+        self.lots.extend(other.lots)
+
+    @property
+    def points(self) -> int:
+        return sum(entry.points for entry in self.entries)
+
+    @property
+    def growth(self) -> int:
+        return sum(entry.growth for entry in self.entries)
+
+
+def _append(state: MemberState, outcome: Outcome, entry: Entry, *, first: bool = False) -> None:
+    """Number an entry when it is kept (so that no-op entries use no sequence number)."""
+    entry.seq = state.take_seq()
+    if first:
+        outcome.entries.insert(0, entry)
+    else:
+        outcome.entries.append(entry)
+
+
+# --- calendar helpers ----------------------------------------------------------------------
+
+
+@lru_cache(maxsize=32)
+def _zone(name: str) -> ZoneInfo:
+    return ZoneInfo(name)
+
+
+def local(program: ProgramDefinition, moment: datetime) -> datetime:
+    return moment.astimezone(_zone(program.timezone))
+
+
+def local_midnight(program: ProgramDefinition, day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=_zone(program.timezone)).astimezone(UTC)
+
+
+def add_months(day: date, months: int) -> date:
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def _month_end(day: date) -> date:
+    return date(day.year, day.month, calendar.monthrange(day.year, day.month)[1])
+
+
+def expiry_of(program: ProgramDefinition, earned_at: datetime) -> datetime | None:
+    """When points earned at ``earned_at`` expire: the start of the day after their last day."""
+    expiry = program.points.expiry
+    earned = local(program, earned_at).date()
+    if expiry.mode is ExpiryMode.NEVER:
+        return None
+    if expiry.mode is ExpiryMode.MONTHS_AFTER_EARNING:
+        last_day = add_months(earned, expiry.months or 0)
+    elif expiry.mode is ExpiryMode.END_OF_NTH_YEAR:
+        last_day = date(earned.year + (expiry.years or 0), 12, 31)
+    else:  # END_OF_MONTH_AFTER_MONTHS
+        last_day = _month_end(add_months(earned, expiry.months or 0))
+    return local_midnight(program, last_day + timedelta(days=1))
+
+
+@lru_cache(maxsize=16)
+def _unit_of(currency: str) -> Decimal:
+    return Decimal(10 ** minor_digits(currency))
+
+
+def unit(program: ProgramDefinition) -> Decimal:
+    """Minor units per unit of the program's currency (100 fen per yuan)."""
+    return _unit_of(program.currency)
+
+
+def _round(value: Decimal, rounding: Rounding) -> int:
+    mode = {
+        Rounding.FLOOR: ROUND_FLOOR,
+        Rounding.HALF_UP: ROUND_HALF_UP,
+        Rounding.CEILING: ROUND_CEILING,
+    }[rounding]
+    return int(value.quantize(Decimal(1), rounding=mode))
+
+
+def allocate(total: int, weights: list[Decimal] | list[int]) -> list[int]:
+    """Split ``total`` into integers proportional to ``weights`` (largest remainder), exactly."""
+    weight_sum = sum(weights)
+    if not weights:
+        return []
+    if weight_sum == 0:
+        return [total] + [0] * (len(weights) - 1) if total else [0] * len(weights)
+    exact = [Decimal(total) * Decimal(w) / Decimal(weight_sum) for w in weights]
+    floors = [int(e.to_integral_value(rounding=ROUND_FLOOR)) for e in exact]
+    short = total - sum(floors)
+    order = sorted(range(len(weights)), key=lambda i: (floors[i] - exact[i], i))
+    for i in order[:short]:
+        floors[i] += 1
+    return floors
+
+
+# --- tiers ---------------------------------------------------------------------------------
+
+
+def _tier_index(program: ProgramDefinition, code: str) -> int:
+    for index, tier in enumerate(program.tiers):
+        if tier.code == code:
+            return index
+    return 0  # a tier the program no longer has: treat as the entry tier
+
+
+def _window_start(program: ProgramDefinition, end: datetime) -> datetime | None:
+    window = program.tier_qualification.window
+    if window.type is WindowType.LIFETIME:
+        return None
+    if window.type is WindowType.CALENDAR_YEAR:
+        year = local(program, end - timedelta(microseconds=1)).year
+        return local_midnight(program, date(year, 1, 1))
+    end_local = local(program, end)
+    start_day = add_months(end_local.date(), -(window.months or 12))
+    return datetime.combine(start_day, end_local.timetz()).astimezone(UTC)
+
+
+def qualifying_measure(program: ProgramDefinition, state: MemberState, end: datetime) -> Decimal:
+    """The tier measure over the program's window ending at ``end`` (growth, yuan or orders)."""
+    measure = program.tier_qualification.measure
+    start = _window_start(program, end)
+    if start is None:
+        growth, spend, orders = state.lifetime_growth, state.lifetime_spend, state.lifetime_orders
+    else:
+        growth = spend = orders = 0
+        for item in state.activity:
+            if start <= item.at <= end:
+                growth += item.growth
+                spend += item.spend
+                orders += item.orders
+    if measure is QualifyingMeasure.GROWTH:
+        return Decimal(growth)
+    if measure is QualifyingMeasure.ORDERS:
+        return Decimal(orders)
+    return Decimal(spend) / unit(program)  # spend thresholds are written in yuan
+
+
+def _earned_tier(program: ProgramDefinition, measure: Decimal) -> int:
+    best = 0
+    for index, tier in enumerate(program.tiers):
+        if not tier.invitation_only and measure >= tier.threshold:
+            best = index
+    return best
+
+
+def _change_tier(
+    state: MemberState,
+    program: ProgramDefinition,
+    new_index: int,
+    at: datetime,
+    reason: str,
+    outcome: Outcome,
+) -> None:
+    old = state.tier
+    new = program.tiers[new_index].code
+    if new == old:
+        return
+    state.tier = new
+    state.tier_since = at
+    outcome.notices.append(Notice("tier.changed", at, {"from": old, "to": new, "reason": reason}))
+
+
+def _upgrade_if_earned(
+    program: ProgramDefinition, state: MemberState, at: datetime, outcome: Outcome
+) -> None:
+    current = _tier_index(program, state.tier)
+    if program.tiers[current].invitation_only:
+        return
+    earned = _earned_tier(program, qualifying_measure(program, state, at))
+    if earned > current:
+        _change_tier(state, program, earned, at, "upgrade", outcome)
+
+
+def _review(program: ProgramDefinition, state: MemberState, at: datetime, outcome: Outcome) -> None:
+    """A tier review at ``at``: keep, or step down by the program's rules (保级)."""
+    current = _tier_index(program, state.tier)
+    tier: Tier = program.tiers[current]
+    measure = qualifying_measure(program, state, at)
+    earned = _earned_tier(program, measure)
+    if earned > current and not tier.invitation_only:
+        _change_tier(state, program, earned, at, "review", outcome)
+    elif earned < current:
+        keeps = (tier.retention_threshold is not None and measure >= tier.retention_threshold) or (
+            tier.invitation_only and tier.retention_threshold is None
+        )
+        if not keeps:
+            steps = program.tier_qualification.review.max_downgrade_steps
+            _change_tier(state, program, max(earned, current - steps), at, "review", outcome)
+    state.last_review_at = at
+    state.tier_at_review = state.tier
+
+
+def review_instants(
+    program: ProgramDefinition, state: MemberState, after: datetime, until: datetime
+) -> list[datetime]:
+    """Scheduled tier reviews in ``(after, until]``."""
+    review = program.tier_qualification.review
+    enrolled = local(program, state.enrolled_at).date()
+    first_year = local(program, after).year
+    last_year = local(program, until).year
+    instants: list[datetime] = []
+    if review.schedule is ReviewSchedule.CALENDAR_YEAR_END:
+        candidates = [
+            local_midnight(program, date(y, 1, 1)) for y in range(first_year, last_year + 2)
+        ]
+    elif review.schedule is ReviewSchedule.ANNIVERSARY:
+        candidates = [
+            local_midnight(program, add_months(enrolled, 12 * (y - enrolled.year)))
+            for y in range(max(first_year, enrolled.year + 1), last_year + 2)
+        ]
+    else:
+        months = review.months or 12
+        start_k = max(1, ((first_year - enrolled.year) * 12) // months - 1)
+        end_k = ((last_year - enrolled.year + 1) * 12) // months + 1
+        candidates = [
+            local_midnight(program, add_months(enrolled, k * months))
+            for k in range(start_k, end_k + 1)
+        ]
+    for instant in candidates:
+        if after < instant <= until and instant > state.enrolled_at:
+            instants.append(instant)
+    return sorted(instants)
+
+
+# --- lots ----------------------------------------------------------------------------------
+
+
+def _spendable(state: MemberState, at: datetime) -> list[Lot]:
+    lots = [
+        lot
+        for lot in state.lots
+        if lot.released and lot.remaining > 0 and (lot.expires_at is None or lot.expires_at > at)
+    ]
+    return sorted(lots, key=lambda lot: (lot.expiry_key, lot.earned_at, lot.seq))
+
+
+def _consume(
+    state: MemberState, amount: int, destination: str, at: datetime, allow_debt: bool = False
+) -> list[Movement]:
+    """Take ``amount`` points from the soonest-expiring usable lots."""
+    movements: list[Movement] = []
+    left = amount
+    for lot in _spendable(state, at):
+        if left == 0:
+            break
+        take = min(lot.remaining, left)
+        lot.remaining -= take
+        left -= take
+        movements.append(Movement(AVAILABLE, destination, take, lot.seq))
+    if left:
+        if not allow_debt:
+            raise RuleError("ledger.insufficient_points", requested=amount, available=amount - left)
+        state.debt += left
+        movements.append(Movement(AVAILABLE, destination, left, None))
+    return movements
+
+
+def _credit(
+    program: ProgramDefinition,
+    state: MemberState,
+    entry: Entry,
+    amount: int,
+    source: str,
+    at: datetime,
+    *,
+    pending_days: int,
+    lot_source: str,
+    reference: str | None,
+    outcome: Outcome,
+) -> Lot | None:
+    """Give ``amount`` points as a new lot; released points first repay any debt."""
+    if amount <= 0:
+        return None
+    available_at = at + timedelta(days=pending_days) if pending_days else at
+    released = pending_days == 0
+    lot = Lot(
+        seq=state.take_seq(),
+        earned_at=at,
+        available_at=available_at,
+        expires_at=expiry_of(program, at),
+        amount=amount,
+        remaining=amount,
+        source=lot_source,
+        released=released,
+        reference=reference,
+    )
+    state.lots.append(lot)
+    outcome.lots.append(lot)
+    entry.movements.append(Movement(source, AVAILABLE if released else PENDING, amount, lot.seq))
+    if released:
+        _repay_debt(state, lot)
+    return lot
+
+
+def _repay_debt(state: MemberState, lot: Lot) -> None:
+    repay = min(state.debt, lot.remaining)
+    if repay:
+        lot.remaining -= repay
+        state.debt -= repay
+
+
+# --- time passing ----------------------------------------------------------------------------
+
+
+def advance(program: ProgramDefinition, state: MemberState, until: datetime) -> Outcome:
+    """Apply everything that happens with time alone, up to ``until``: releases of pending
+    points, expiries, expiring-soon notices, birthday bonuses and tier reviews, in order.
+
+    Idempotent: advancing again to the same moment (or an earlier one) changes nothing.
+    """
+    outcome = Outcome()
+    start = state.as_of or state.enrolled_at
+    if until <= start:
+        return outcome
+    happenings: list[tuple[datetime, int, str, Any]] = []
+    for lot in state.lots:
+        if not lot.released and start < lot.available_at <= until:
+            happenings.append((lot.available_at, 0, "release", lot))
+        if lot.expires_at is not None and lot.remaining > 0 and start < lot.expires_at <= until:
+            happenings.append((lot.expires_at, 1, "expire", lot))
+    for instant in _birthdays(program, state, start, until):
+        happenings.append((instant, 2, "birthday", None))
+    for instant in review_instants(program, state, start, until):
+        happenings.append((instant, 3, "review", None))
+    happenings.sort(key=lambda h: (h[0], h[1], getattr(h[3], "seq", 0)))
+
+    for at, _, kind, lot in happenings:
+        if kind == "release":
+            _release(state, lot, at, outcome)
+        elif kind == "expire":
+            _expire(state, lot, at, outcome)
+        elif kind == "birthday":
+            _birthday(program, state, at, outcome)
+        else:
+            _review(program, state, at, outcome)
+    _notice_expiring(program, state, until, outcome)
+    state.as_of = until
+    _prune_activity(program, state, until)
+    return outcome
+
+
+def _release(state: MemberState, lot: Lot, at: datetime, outcome: Outcome) -> None:
+    entry = Entry(0, "release", at, lot.reference)
+    if lot.remaining:
+        entry.movements.append(Movement(PENDING, AVAILABLE, lot.remaining, lot.seq))
+    lot.released = True
+    _repay_debt(state, lot)
+    if entry.movements:
+        entry.detail = {"lot": lot.seq}
+        _append(state, outcome, entry)
+
+
+def _expire(state: MemberState, lot: Lot, at: datetime, outcome: Outcome) -> None:
+    if lot.remaining <= 0:
+        return
+    account = AVAILABLE if lot.released else PENDING
+    entry = Entry(
+        0,
+        "expire",
+        at,
+        lot.reference,
+        [Movement(account, EXPIRED, lot.remaining, lot.seq)],
+        detail={"lot": lot.seq},
+    )
+    lot.remaining = 0
+    _append(state, outcome, entry)
+
+
+def _notice_expiring(
+    program: ProgramDefinition, state: MemberState, at: datetime, outcome: Outcome
+) -> None:
+    window = timedelta(days=program.points.expiring_notice_days)
+    if not window:
+        return
+    for lot in state.lots:
+        if (
+            lot.expires_at is not None
+            and lot.remaining > 0
+            and not lot.noticed
+            and at < lot.expires_at <= at + window
+        ):
+            lot.noticed = True
+            outcome.notices.append(
+                Notice(
+                    "points.expiring",
+                    at,
+                    {
+                        "lot": lot.seq,
+                        "points": lot.remaining,
+                        "expires_at": lot.expires_at.isoformat(),
+                    },
+                )
+            )
+
+
+def _birthdays(
+    program: ProgramDefinition, state: MemberState, start: datetime, until: datetime
+) -> list[datetime]:
+    if not state.birthday or (
+        not any(b.type is BonusType.BIRTHDAY for b in program.earning.bonuses)
+        and not any(s.type is GrowthSourceType.BIRTHDAY for s in program.growth.sources)
+    ):
+        return []
+    month, day = (int(part) for part in state.birthday.split("-"))
+    instants = []
+    for year in range(local(program, start).year, local(program, until).year + 1):
+        last = calendar.monthrange(year, month)[1]
+        instant = local_midnight(program, date(year, month, min(day, last)))
+        if start < instant <= until and instant >= state.enrolled_at:
+            instants.append(instant)
+    return instants
+
+
+def _birthday(
+    program: ProgramDefinition, state: MemberState, at: datetime, outcome: Outcome
+) -> None:
+    year = local(program, at).year
+    entry = Entry(0, "birthday", at, f"birthday:{year}")
+    for bonus in program.earning.bonuses:
+        if bonus.type is BonusType.BIRTHDAY and _bonus_allowed(
+            state, bonus.code, bonus.per_year, year
+        ):
+            _count_bonus(state, bonus.code, year)
+            _credit(
+                program,
+                state,
+                entry,
+                bonus.points,
+                ISSUED,
+                at,
+                pending_days=0,
+                lot_source=f"bonus:{bonus.code}",
+                reference=entry.reference,
+                outcome=outcome,
+            )
+            entry.detail.setdefault("rules", []).append(
+                {"rule": f"bonus:{bonus.code}", "points": bonus.points}
+            )
+    for source in program.growth.sources:
+        if source.type is GrowthSourceType.BIRTHDAY:
+            entry.growth += source.amount
+    if entry.movements or entry.growth:
+        _record_activity(state, at, growth=entry.growth)
+        _append(state, outcome, entry)
+
+
+def _bonus_allowed(state: MemberState, code: str, per_year: int | None, year: int) -> bool:
+    return per_year is None or state.bonus_counts.get(f"{code}:{year}", 0) < per_year
+
+
+def _count_bonus(state: MemberState, code: str, year: int) -> None:
+    key = f"{code}:{year}"
+    state.bonus_counts[key] = state.bonus_counts.get(key, 0) + 1
+    for old in [k for k in state.bonus_counts if int(k.rsplit(":", 1)[1]) < year - 1]:
+        del state.bonus_counts[old]
+
+
+def _record_activity(
+    state: MemberState, at: datetime, *, growth: int = 0, spend: int = 0, orders: int = 0
+) -> None:
+    if not (growth or spend or orders):
+        return
+    state.activity.append(Activity(at, growth, spend, orders))
+    state.lifetime_growth += growth
+    state.lifetime_spend += spend
+    state.lifetime_orders += orders
+
+
+def _prune_activity(program: ProgramDefinition, state: MemberState, now: datetime) -> None:
+    """Forget activity older than any window the rules can still look at."""
+    window = program.tier_qualification.window
+    if window.type is WindowType.LIFETIME:
+        state.activity.clear()
+        return
+    months = (window.months or 12) if window.type is WindowType.ROLLING_MONTHS else 24
+    horizon = now - timedelta(days=31 * (months + 1))
+    if state.activity and state.activity[0].at < horizon:
+        state.activity = [a for a in state.activity if a.at >= horizon]
+
+
+# --- purchases -------------------------------------------------------------------------------
+
+
+def _plan_factor(program: ProgramDefinition, state: MemberState, at: datetime) -> Decimal:
+    if state.plan_code and state.plan_until and at < state.plan_until:
+        for plan in program.paid_plans:
+            if plan.code == state.plan_code:
+                return plan.earn_multiplier
+    return Decimal(1)
+
+
+def _line_factors(
+    program: ProgramDefinition, purchase: Purchase, line: PurchaseLine, local_day: date
+) -> list[tuple[str, Decimal]]:
+    applicable = []
+    for m in program.earning.multipliers:
+        t = m.type
+        hit = (
+            (t is MultiplierType.CATEGORY and line.category in m.categories)
+            or (t is MultiplierType.SKU and line.sku in m.skus)
+            or (t is MultiplierType.CHANNEL and purchase.channel in m.channels)
+            or (
+                t is MultiplierType.MEMBER_DAY
+                and (local_day.day in m.days_of_month or local_day.isoweekday() in m.weekdays)
+            )
+            or (
+                t is MultiplierType.DATE_RANGE
+                and m.start is not None
+                and m.end is not None
+                and m.start <= local_day <= m.end
+            )
+        )
+        if hit:
+            applicable.append((f"multiplier:{m.code}", m.factor))
+    return applicable
+
+
+def _excluded(program: ProgramDefinition, purchase: Purchase, line: PurchaseLine) -> bool:
+    ex = program.earning.exclusions
+    return line.category in ex.categories or line.sku in ex.skus or purchase.channel in ex.channels
+
+
+def check_purchase(program: ProgramDefinition, purchase: Purchase) -> None:
+    """Refuse a purchase the program cannot accept, before anything changes."""
+    if not purchase.lines:
+        raise RuleError("ledger.no_lines")
+    for line in purchase.lines:
+        if line.quantity <= 0:
+            raise RuleError("ledger.bad_quantity", sku=line.sku, quantity=line.quantity)
+        if line.amount < 0:
+            raise RuleError("ledger.negative_amount", sku=line.sku)
+    if purchase.amount_paid < 0:
+        raise RuleError("ledger.negative_paid")
+    if purchase.amount_paid > purchase.gross:
+        raise RuleError("ledger.paid_above_gross", paid=purchase.amount_paid, gross=purchase.gross)
+    if purchase.points_used:
+        payment = program.points_payment
+        if not payment.enabled:
+            raise RuleError("ledger.points_payment_off")
+        if purchase.points_used % payment.step or purchase.points_used < payment.min_points:
+            raise RuleError("ledger.points_step", step=payment.step, minimum=payment.min_points)
+        value = Decimal(purchase.points_used) * unit(program) / payment.points_per_unit
+        if value > payment.max_share * purchase.gross:
+            raise RuleError("ledger.points_share", share=str(payment.max_share * 100))
+
+
+def purchase(program: ProgramDefinition, state: MemberState, event: Purchase) -> Outcome:
+    """A purchase: points (base, multipliers, tier, caps, bonuses), growth, tier upgrade.
+
+    Points used as payment are taken first (they cannot pay for the order they earn on).
+    """
+    check_purchase(program, event)
+    at = event.occurred_at
+    outcome = Outcome()
+    explanation: list[dict[str, Any]] = []
+
+    if event.points_used:
+        if event.points_used > state.available:
+            raise RuleError(
+                "ledger.insufficient_points",
+                requested=event.points_used,
+                available=max(state.available, 0),
+            )
+        pay = Entry(0, "payment", at, event.order_id)
+        pay.movements = _consume(state, event.points_used, PAYMENT, at)
+        _append(state, outcome, pay)
+
+    entry = Entry(0, "purchase", at, event.order_id)
+    local_day = local(program, at).date()
+    earning = program.earning
+    base = earning.base
+    n = len(event.lines)
+    amounts = [line.amount for line in event.lines]
+    paid_by_line = allocate(event.amount_paid, amounts)
+    tier = program.tiers[_tier_index(program, state.tier)]
+    plan_factor = _plan_factor(program, state, at)
+
+    # exact (Decimal) points per line and per rule, before rounding and caps
+    per_line: list[Decimal] = [Decimal(0)] * n
+    per_rule: dict[str, Decimal] = {}
+    rate = Decimal(base.points) / base.per
+    minor = unit(program)
+    for i, line in enumerate(event.lines):
+        if _excluded(program, event, line):
+            continue
+        basis = Decimal(paid_by_line[i] if base.basis is Basis.PAID else line.amount) / minor
+        running = basis * rate
+        per_rule["base"] = per_rule.get("base", Decimal(0)) + running
+        factors = _line_factors(program, event, line, local_day)
+        tier_factor = ("tier:" + tier.code, tier.earn_multiplier)
+        plan = ("plan:" + (state.plan_code or ""), plan_factor)
+        if not earning.tier_multiplier_stacks:
+            factors.append(tier_factor)
+        if earning.stacking is Stacking.BEST and factors:
+            factors = [max(factors, key=lambda f: f[1])]
+        if earning.tier_multiplier_stacks:
+            factors.append(tier_factor)
+        factors.append(plan)
+        for rule, factor in factors:
+            if factor == 1:
+                continue
+            extra = running * (factor - 1)
+            per_rule[rule] = per_rule.get(rule, Decimal(0)) + extra
+            running += extra
+        per_line[i] = running
+
+    exact_total = sum(per_line, Decimal(0))
+    rounded = _round(exact_total, base.rounding)
+    points = rounded
+    caps = earning.caps
+    cap_cuts: list[tuple[str, int]] = []
+    if caps.per_order is not None and points > caps.per_order:
+        cap_cuts.append(("cap:per_order", points - caps.per_order))
+        points = caps.per_order
+    if state.cap_day != local_day:
+        state.cap_day, state.cap_day_points = local_day, 0
+    month_key = (local_day.year, local_day.month)
+    if state.cap_month != month_key:
+        state.cap_month, state.cap_month_points = month_key, 0
+    if caps.per_day is not None and points > caps.per_day - state.cap_day_points:
+        allowed = max(caps.per_day - state.cap_day_points, 0)
+        cap_cuts.append(("cap:per_day", points - allowed))
+        points = allowed
+    if caps.per_month is not None and points > caps.per_month - state.cap_month_points:
+        allowed = max(caps.per_month - state.cap_month_points, 0)
+        cap_cuts.append(("cap:per_month", points - allowed))
+        points = allowed
+    state.cap_day_points += points
+    state.cap_month_points += points
+
+    # explain: the rounded total split over the rules, then rounding and caps
+    rules = sorted(per_rule)
+    shares = allocate(rounded, [per_rule[r] for r in rules]) if rules else []
+    for rule, share in zip(rules, shares, strict=True):
+        explanation.append({"rule": rule, "points": share, "exact": str(per_rule[rule])})
+    for rule, cut in cap_cuts:
+        explanation.append({"rule": rule, "points": -cut})
+    line_points = allocate(points, per_line) if points else [0] * n
+
+    # bonuses on the order (not capped)
+    bonus_points, bonus_code = 0, None
+    year = local_day.year
+    for bonus in earning.bonuses:
+        if (
+            bonus.type is BonusType.SPEND_THRESHOLD
+            and bonus.min_amount is not None
+            and event.amount_paid >= bonus.min_amount * minor
+            and _bonus_allowed(state, bonus.code, bonus.per_year, year)
+        ):
+            _count_bonus(state, bonus.code, year)
+            bonus_points += bonus.points
+            bonus_code = bonus.code
+            explanation.append({"rule": f"bonus:{bonus.code}", "points": bonus.points})
+            break
+
+    # growth
+    eligible_paid = [
+        0 if _excluded(program, event, line) else paid_by_line[i]
+        for i, line in enumerate(event.lines)
+    ]
+    growth_spend, growth_order = 0, 0
+    for source in program.growth.sources:
+        if source.type is GrowthSourceType.SPEND and source.per:
+            growth_spend += _round(
+                Decimal(sum(eligible_paid)) / minor / source.per * source.amount, source.rounding
+            )
+        elif source.type is GrowthSourceType.ORDER:
+            growth_order += source.amount
+    line_growth = allocate(growth_spend, eligible_paid)
+
+    total_points = points + bonus_points
+    lot = _credit(
+        program,
+        state,
+        entry,
+        total_points,
+        ISSUED,
+        at,
+        pending_days=program.points.pending_days,
+        lot_source="purchase",
+        reference=event.order_id,
+        outcome=outcome,
+    )
+    entry.growth = growth_spend + growth_order
+    entry.spend = event.amount_paid
+    entry.orders = 1
+    entry.detail = {
+        "rules": explanation,
+        "points": total_points,
+        "growth": entry.growth,
+        "tier_before": state.tier,
+    }
+    _record_activity(state, at, growth=entry.growth, spend=entry.spend, orders=1)
+    _append(state, outcome, entry)
+
+    _upgrade_if_earned(program, state, at, outcome)
+    entry.detail["tier_after"] = state.tier
+    if total_points:
+        outcome.notices.append(
+            Notice(
+                "points.earned",
+                at,
+                {
+                    "order_id": event.order_id,
+                    "points": total_points,
+                    "pending": lot is not None and not lot.released,
+                },
+            )
+        )
+
+    outcome.order = OrderRecord(
+        order_id=event.order_id,
+        occurred_at=at,
+        channel=event.channel,
+        store=event.store,
+        amount_paid=event.amount_paid,
+        gross=event.gross,
+        points_used=event.points_used,
+        lines=[
+            LineRecord(
+                line.sku,
+                line.category,
+                line.quantity,
+                line.amount,
+                paid_by_line[i],
+                line_points[i],
+                line_growth[i],
+            )
+            for i, line in enumerate(event.lines)
+        ],
+        lot_seq=lot.seq if lot else None,
+        points=points,
+        bonus_points=bonus_points,
+        bonus_code=bonus_code,
+        growth_order=growth_order,
+    )
+    outcome.explanation = explanation
+    return outcome
+
+
+# --- returns ---------------------------------------------------------------------------------
+
+
+def check_return(order: OrderRecord, event: Return) -> None:
+    if not event.lines:
+        raise RuleError("ledger.no_lines")
+    asked: dict[int, int] = {}
+    for item in event.lines:
+        if item.line < 0 or item.line >= len(order.lines):
+            raise RuleError("ledger.unknown_line", line=item.line, order_id=order.order_id)
+        if item.quantity <= 0:
+            raise RuleError(
+                "ledger.bad_quantity", sku=order.lines[item.line].sku, quantity=item.quantity
+            )
+        asked[item.line] = asked.get(item.line, 0) + item.quantity
+    for index, quantity in asked.items():
+        line = order.lines[index]
+        if line.returned_quantity + quantity > line.quantity:
+            raise RuleError(
+                "ledger.return_too_much",
+                sku=line.sku,
+                bought=line.quantity,
+                returned=line.returned_quantity,
+                asked=quantity,
+            )
+    if event.occurred_at < order.occurred_at:
+        raise RuleError("ledger.return_before_order", order_id=order.order_id)
+
+
+def return_(
+    program: ProgramDefinition, state: MemberState, order: OrderRecord, event: Return
+) -> Outcome:
+    """Take back what the returned lines earned, refund points that paid for them,
+    re-evaluate the tier."""
+    check_return(order, event)
+    at = event.occurred_at
+    outcome = Outcome()
+    entry = Entry(
+        0,
+        "return",
+        at,
+        event.return_id,
+        detail={"order_id": order.order_id, "tier_before": state.tier},
+    )
+    policy = program.returns
+    take_points = take_growth = refund_paid = 0
+    for item in event.lines:
+        line = order.lines[item.line]
+        line.returned_quantity += item.quantity
+        # cumulative shares keep partial returns exact: all returned -> all taken back
+        points_due = line.points * line.returned_quantity // line.quantity
+        growth_due = line.growth * line.returned_quantity // line.quantity
+        paid_due = line.paid * line.returned_quantity // line.quantity
+        if policy.reverse_points:
+            take_points += points_due - line.points_reversed
+            line.points_reversed = points_due
+        if policy.reverse_growth:
+            take_growth += growth_due - line.growth_reversed
+            line.growth_reversed = growth_due
+        refund_paid += paid_due - line.paid_returned
+        line.paid_returned = paid_due
+
+    # the spend-threshold bonus goes when the order no longer reaches it
+    if order.bonus_points and not order.bonus_reversed and policy.reverse_points:
+        bonus = next((b for b in program.earning.bonuses if b.code == order.bonus_code), None)
+        kept = order.amount_paid - sum(line.paid_returned for line in order.lines)
+        if bonus is None or bonus.min_amount is None or kept < bonus.min_amount * unit(program):
+            take_points += order.bonus_points
+            order.bonus_reversed = True
+    if policy.reverse_growth and order.fully_returned and not order.growth_order_reversed:
+        take_growth += order.growth_order
+        order.growth_order_reversed = True
+
+    if take_points:
+        entry.movements.extend(_take_back(program, state, order, take_points, at))
+    entry.growth = -take_growth
+    entry.spend = -refund_paid
+    entry.orders = -1 if order.fully_returned else 0
+    order.spend_reversed += refund_paid
+
+    # points that paid for the order come back in proportion to what is returned
+    if policy.refund_points_payment and order.points_used:
+        returned_gross = sum(
+            line.amount * line.returned_quantity // line.quantity for line in order.lines
+        )
+        due = order.points_used * returned_gross // order.gross if order.gross else 0
+        if order.fully_returned:
+            due = order.points_used
+        refund = due - order.points_refunded
+        if refund > 0:
+            order.points_refunded = due
+            _credit(
+                program,
+                state,
+                entry,
+                refund,
+                PAYMENT,
+                at,
+                pending_days=0,
+                lot_source="refund",
+                reference=event.return_id,
+                outcome=outcome,
+            )
+    _record_activity(state, at, growth=entry.growth, spend=entry.spend, orders=entry.orders)
+
+    # a tier reached since the last review falls back when the order no longer earns it
+    current = _tier_index(program, state.tier)
+    floor = _tier_index(program, state.tier_at_review or program.entry_tier.code)
+    if current > floor and not program.tiers[current].invitation_only:
+        earned = _earned_tier(program, qualifying_measure(program, state, at))
+        if earned < current:
+            _change_tier(state, program, max(earned, floor), at, "return", outcome)
+    entry.detail.update({"points": -take_points, "growth": -take_growth, "tier_after": state.tier})
+    _append(state, outcome, entry, first=True)
+    return outcome
+
+
+def _take_back(
+    program: ProgramDefinition, state: MemberState, order: OrderRecord, amount: int, at: datetime
+) -> list[Movement]:
+    movements: list[Movement] = []
+    left = amount
+    lot = next((x for x in state.lots if x.seq == order.lot_seq), None)
+    if lot is not None and lot.remaining > 0:
+        take = min(lot.remaining, left)
+        lot.remaining -= take
+        left -= take
+        movements.append(Movement(AVAILABLE if lot.released else PENDING, RETURNED, take, lot.seq))
+    if left:
+        if program.returns.spent_points is SpentPointsPolicy.OTHER_LOTS:
+            movements.extend(_consume(state, left, RETURNED, at, allow_debt=True))
+        else:
+            state.debt += left
+            movements.append(Movement(AVAILABLE, RETURNED, left, None))
+    return movements
+
+
+# --- other events ----------------------------------------------------------------------------
+
+
+def enrol(
+    program: ProgramDefinition, state: MemberState, at: datetime, reference: str | None = None
+) -> Outcome:
+    """Sign-up bonus and sign-up growth."""
+    outcome = Outcome()
+    entry = Entry(0, "sign_up", at, reference)
+    year = local(program, at).year
+    for bonus in program.earning.bonuses:
+        if bonus.type is BonusType.SIGN_UP and _bonus_allowed(state, bonus.code, None, year):
+            _credit(
+                program,
+                state,
+                entry,
+                bonus.points,
+                ISSUED,
+                at,
+                pending_days=0,
+                lot_source=f"bonus:{bonus.code}",
+                reference=reference,
+                outcome=outcome,
+            )
+            entry.detail.setdefault("rules", []).append(
+                {"rule": f"bonus:{bonus.code}", "points": bonus.points}
+            )
+    for source in program.growth.sources:
+        if source.type is GrowthSourceType.SIGN_UP:
+            entry.growth += source.amount
+    if entry.movements or entry.growth:
+        _record_activity(state, at, growth=entry.growth)
+        _append(state, outcome, entry)
+        _upgrade_if_earned(program, state, at, outcome)
+    return outcome
+
+
+def bonus(
+    program: ProgramDefinition,
+    state: MemberState,
+    bonus_type: BonusType,
+    at: datetime,
+    reference: str,
+) -> Outcome:
+    """A review or referral bonus (and its growth), within the program's yearly limit."""
+    rule = next((b for b in program.earning.bonuses if b.type is bonus_type), None)
+    growth_source = next(
+        (s for s in program.growth.sources if s.type.value == bonus_type.value), None
+    )
+    if rule is None and growth_source is None:
+        raise RuleError("ledger.no_such_bonus", bonus=bonus_type.value)
+    year = local(program, at).year
+    outcome = Outcome()
+    entry = Entry(0, bonus_type.value, at, reference)
+    if rule is not None:
+        if not _bonus_allowed(state, rule.code, rule.per_year, year):
+            raise RuleError("ledger.bonus_limit", bonus=rule.code, per_year=rule.per_year)
+        _count_bonus(state, rule.code, year)
+        _credit(
+            program,
+            state,
+            entry,
+            rule.points,
+            ISSUED,
+            at,
+            pending_days=0,
+            lot_source=f"bonus:{rule.code}",
+            reference=reference,
+            outcome=outcome,
+        )
+        entry.detail["rules"] = [{"rule": f"bonus:{rule.code}", "points": rule.points}]
+    if growth_source is not None:
+        entry.growth = growth_source.amount
+    _record_activity(state, at, growth=entry.growth)
+    _append(state, outcome, entry)
+    _upgrade_if_earned(program, state, at, outcome)
+    return outcome
+
+
+def redeem(
+    state: MemberState,
+    points: int,
+    at: datetime,
+    reference: str,
+    detail: dict[str, Any] | None = None,
+) -> Outcome:
+    """Spend points on a reward (soonest-expiring lots first)."""
+    if points <= 0:
+        raise RuleError("ledger.bad_points", points=points)
+    if points > state.available:
+        raise RuleError(
+            "ledger.insufficient_points", requested=points, available=max(state.available, 0)
+        )
+    entry = Entry(0, "redemption", at, reference, detail=dict(detail or {}))
+    entry.movements = _consume(state, points, REDEEMED, at)
+    outcome = Outcome()
+    _append(state, outcome, entry)
+    outcome.notices.append(
+        Notice("redemption", at, {"reference": reference, "points": points, **(detail or {})})
+    )
+    return outcome
+
+
+def adjust(
+    program: ProgramDefinition,
+    state: MemberState,
+    points: int,
+    at: datetime,
+    reference: str,
+    reason: str,
+    actor: str,
+) -> Outcome:
+    """A manual correction: positive points make a lot, negative ones are taken FEFO."""
+    if points == 0:
+        raise RuleError("ledger.bad_points", points=points)
+    outcome = Outcome()
+    entry = Entry(0, "adjustment", at, reference, detail={"reason": reason, "actor": actor})
+    if points > 0:
+        _credit(
+            program,
+            state,
+            entry,
+            points,
+            ADJUSTMENT,
+            at,
+            pending_days=0,
+            lot_source="adjustment",
+            reference=reference,
+            outcome=outcome,
+        )
+    else:
+        if -points > state.available:
+            raise RuleError(
+                "ledger.insufficient_points", requested=-points, available=max(state.available, 0)
+            )
+        entry.movements = _consume(state, -points, ADJUSTMENT, at)
+    _append(state, outcome, entry)
+    return outcome
+
+
+def buy_plan(
+    program: ProgramDefinition, state: MemberState, plan_code: str, at: datetime, reference: str
+) -> Outcome:
+    """A paid membership: starts now, or extends the current one of the same plan."""
+    plan = next((p for p in program.paid_plans if p.code == plan_code), None)
+    if plan is None:
+        raise RuleError("ledger.no_such_plan", plan=plan_code)
+    start = (
+        state.plan_until
+        if (state.plan_code == plan_code and state.plan_until and state.plan_until > at)
+        else at
+    )
+    start_local = local(program, start)
+    until = datetime.combine(
+        add_months(start_local.date(), plan.duration_months), start_local.timetz()
+    ).astimezone(UTC)
+    state.plan_code, state.plan_until = plan_code, until
+    entry = Entry(
+        0,
+        "paid_plan",
+        at,
+        reference,
+        detail={"plan": plan_code, "price": str(plan.price), "until": until.isoformat()},
+    )
+    outcome = Outcome(notices=[Notice("plan.purchased", at, dict(entry.detail))])
+    _append(state, outcome, entry)
+    return outcome
+
+
+def copy_state(state: MemberState) -> MemberState:
+    """A deep copy, for dry runs and for comparing drivers."""
+    return replace(
+        state,
+        lots=[replace(lot) for lot in state.lots],
+        activity=[replace(a) for a in state.activity],
+        bonus_counts=dict(state.bonus_counts),
+    )

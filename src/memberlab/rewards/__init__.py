@@ -1,0 +1,1 @@
+"""Reward catalog stock, redemptions and coupons."""

@@ -1,0 +1,1 @@
+"""Outbound events: an outbox written with the change, delivered after commit, signed."""
