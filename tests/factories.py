@@ -20,13 +20,18 @@ class TenantWithKeys:
 
 
 def make_tenant(
-    state: AppState, *, slug: str = "acme", name_zh: str = "艾克米", name_en: str = "Acme"
+    state: AppState,
+    *,
+    slug: str = "acme",
+    name_zh: str = "艾克米",
+    name_en: str = "Acme",
+    timezone: str = "Asia/Shanghai",
 ) -> TenantWithKeys:
     """A tenant with one key of each tenant role, committed."""
     now = state.clock()
     with state.database.session(platform=True) as session:
         tenant = tenants.create_tenant(
-            session, slug=slug, name_zh=name_zh, name_en=name_en, now=now
+            session, slug=slug, name_zh=name_zh, name_en=name_en, timezone=timezone, now=now
         )
         keys = {
             role: tenants.create_key(

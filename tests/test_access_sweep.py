@@ -228,6 +228,11 @@ def victim_snapshot(state: AppState, tenant_id: int) -> dict[str, Any]:
                     select(ApiKey).where(ApiKey.tenant_id == tenant_id).order_by(ApiKey.id)
                 )
             ],
+            "entries": session.scalar(select(func.count()).select_from(LedgerEntry)),
+            "points": session.scalar(select(func.sum(LedgerEntry.points))),
+            "orders": session.scalar(select(func.count()).select_from(Order)),
+            "hooks": [(h.id, h.active) for h in session.scalars(select(WebhookEndpoint))],
+            "events": [(e.id, e.status, e.attempts) for e in session.scalars(select(OutboxEvent))],
         }
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import typer
+from typer.core import TyperGroup
 
 from memberlab.core import migrate
 from memberlab.core.cli_support import actor, app_state, console, report_error, say
@@ -12,10 +14,25 @@ from memberlab.core.commands import db_app, key_app, tenant_app
 from memberlab.core.errors import MemberLabError
 from memberlab.core.i18n import normalise_language, set_language
 from memberlab.core.settings import get_settings
+from memberlab.ledger.commands import import_app, jobs_app, liability_command, webhooks_app
 from memberlab.members.commands import member_app
 from memberlab.programs.commands import program_app
 
+
+class DomainErrorsGroup(TyperGroup):
+    """Reports domain errors in the chosen language with exit code 1, wherever the app runs
+    (the ``memberlab`` command, ``CliRunner``, an embedding program)."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MemberLabError as exc:
+            report_error(exc)
+            raise typer.Exit(1) from None
+
+
 app = typer.Typer(
+    cls=DomainErrorsGroup,
     name="memberlab",
     help=(
         "MemberLab: design, run, diagnose and optimize membership programs. "
@@ -29,6 +46,10 @@ app.add_typer(tenant_app, name="tenant")
 app.add_typer(key_app, name="key")
 app.add_typer(program_app, name="program")
 app.add_typer(member_app, name="member")
+app.add_typer(jobs_app, name="jobs")
+app.add_typer(import_app, name="import")
+app.add_typer(webhooks_app, name="webhooks")
+app.command("liability")(liability_command)
 
 
 @app.callback()

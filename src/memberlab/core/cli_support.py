@@ -90,7 +90,8 @@ def unit_of_work(tenant: str | None = None, *, platform: bool = False) -> Iterat
 
 
 def resolve_tenant(session: Session, ref: str | None) -> int:
-    ref = ref or get_settings().tenant
+    # The default tenant comes from the settings of the state the commands run against.
+    ref = ref or app_state().settings.tenant
     if ref:
         return get_tenant(session, ref).id
     tenants = list_tenants(session)

@@ -188,6 +188,8 @@ def _mapper_is_tenant_scoped(mapper: Any) -> bool:
 
 @event.listens_for(Session, "do_orm_execute")
 def _scope_queries_to_tenant(state: ORMExecuteState) -> None:
+    if state.is_insert or state.is_update:
+        _check_written_tenant(state)
     if not (state.is_select or state.is_update or state.is_delete):
         return
     tenant_id = state.session.info.get("tenant_id")
@@ -204,6 +206,30 @@ def _scope_queries_to_tenant(state: ORMExecuteState) -> None:
             include_aliases=True,
         )
     )
+
+
+def _check_written_tenant(state: ORMExecuteState) -> None:
+    """ORM insert/update statements may only write the session's own tenant id."""
+    if not any(_mapper_is_tenant_scoped(m) for m in state.all_mappers):
+        return
+    tenant_id = state.session.info.get("tenant_id")
+    if tenant_id is None and state.session.info.get("platform"):
+        return
+    written: list[Any] = []
+    values = getattr(state.statement, "_values", None) or {}
+    for column, value in values.items():
+        if getattr(column, "key", column) == "tenant_id":
+            written.append(getattr(value, "value", value))
+    parameters = state.parameters
+    rows = parameters if isinstance(parameters, list) else [parameters] if parameters else []
+    for row in rows:
+        if "tenant_id" in row:
+            written.append(row["tenant_id"])
+        elif state.is_insert and not values:
+            raise TenantScopeError("tenant data inserted without a tenant_id")
+    for value in written:
+        if tenant_id is None or value != tenant_id:
+            raise TenantScopeError("a statement wrote another tenant's id")
 
 
 @event.listens_for(Session, "before_flush")

@@ -58,7 +58,7 @@ def create_tenant(
     language: str = "zh-CN",
     now: datetime,
 ) -> Tenant:
-    if not _SLUG.match(slug):
+    if not _SLUG.fullmatch(slug):
         raise InvalidInput("core.tenant.bad_slug", slug=slug)
     if session.scalar(select(Tenant.id).where(Tenant.slug == slug)) is not None:
         raise Conflict("core.tenant.exists", slug=slug)
@@ -77,13 +77,12 @@ def create_tenant(
 
 
 def get_tenant(session: Session, ref: str | int) -> Tenant:
-    """A tenant by id or slug."""
-    query = select(Tenant)
-    if isinstance(ref, int) or (isinstance(ref, str) and ref.isdigit()):
-        query = query.where(Tenant.id == int(ref))
-    else:
-        query = query.where(Tenant.slug == ref)
-    tenant = session.scalar(query)
+    """A tenant by id or slug (a text ``ref`` is a slug first: slugs may be all digits)."""
+    tenant = None
+    if isinstance(ref, str):
+        tenant = session.scalar(select(Tenant).where(Tenant.slug == ref))
+    if tenant is None and (isinstance(ref, int) or ref.isdecimal()):
+        tenant = session.scalar(select(Tenant).where(Tenant.id == int(ref)))
     if tenant is None:
         raise TenantNotFound(tenant=str(ref))
     return tenant

@@ -18,6 +18,7 @@ from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
 from sqlalchemy.orm import Session
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -158,11 +159,15 @@ async def handle_domain_error(request: Request, exc: Exception) -> JSONResponse:
 
 async def handle_request_validation(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
+    body_model = _body_model(request)
     errors = []
     for error in exc.errors():
         loc = tuple(error.get("loc", ()))
+        model = body_model if loc[:1] == ("body",) else None
         # ("body", "mobile") -> "mobile"; ("query", "limit") -> "limit"
-        errors.extend(field_errors([{**error, "loc": loc[1:] if len(loc) > 1 else loc}]))
+        errors.extend(
+            field_errors([{**error, "loc": loc[1:] if len(loc) > 1 else loc}], model=model)
+        )
     return problem(
         request,
         status=422,
@@ -171,6 +176,16 @@ async def handle_request_validation(request: Request, exc: Exception) -> JSONRes
         detail=t("core.error.request_invalid"),
         errors=[e.as_dict() for e in errors],
     )
+
+
+def _body_model(request: Request) -> type[BaseModel] | None:
+    """The pydantic model of the route's JSON body, for did-you-mean hints."""
+    route = request.scope.get("route")
+    field = getattr(route, "body_field", None)
+    model = getattr(field, "type_", None) or getattr(
+        getattr(field, "field_info", None), "annotation", None
+    )
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
 
 
 async def handle_http_error(request: Request, exc: Exception) -> JSONResponse:

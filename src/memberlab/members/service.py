@@ -42,10 +42,12 @@ class MemberContext:
 def enrol(session: Session, data: MemberCreate, *, ctx: MemberContext, now: datetime) -> Member:
     errors: list[FieldError] = []
     mobile = _checked_mobile(data.mobile, errors)
-    _check_birthday(data.birthday, now, errors)
+    _check_birthday(data.birthday, _local_today(now, ctx.timezone), errors)
     enrolled_at = _aware(data.enrolled_at, ctx.timezone) if data.enrolled_at else now
-    if enrolled_at > now:
-        errors.append(FieldError("enrolled_at", "members.v.future", {"value": enrolled_at}))
+    if data.enrolled_at and enrolled_at > now:
+        errors.append(
+            FieldError("enrolled_at", "members.v.future", {"value": data.enrolled_at.isoformat()})
+        )
     if errors:
         raise InvalidInput(errors=errors)
 
@@ -86,7 +88,7 @@ def update(
     errors: list[FieldError] = []
     mobile = _checked_mobile(changes.get("mobile"), errors) if "mobile" in changes else None
     if "birthday" in changes:
-        _check_birthday(changes["birthday"], now, errors)
+        _check_birthday(changes["birthday"], _local_today(now, ctx.timezone), errors)
     if errors:
         raise InvalidInput(errors=errors)
     if "external_id" in changes or "mobile" in changes:
@@ -113,7 +115,9 @@ def update(
     if "birthday" in changes:
         _set_birthday(member, changes["birthday"], ctx.vault)
     if "consents" in changes:
-        member.consents = {**member.consents, **(changes["consents"] or {})}
+        # Given consents are merged into the stored ones; null withdraws them all.
+        given = changes["consents"]
+        member.consents = {} if given is None else {**member.consents, **given}
     if "tags" in changes:
         _set_tags(session, member, changes["tags"] or [])
     member.updated_at = now
@@ -232,10 +236,15 @@ def _checked_mobile(raw: str | None, errors: list[FieldError]) -> str | None:
     return normalised
 
 
-def _check_birthday(birthday: date | None, now: datetime, errors: list[FieldError]) -> None:
+def _local_today(now: datetime, timezone: str) -> date:
+    """Today on the tenant's calendar (in Shanghai, until 08:00 UTC is still on the day before)."""
+    return now.astimezone(ZoneInfo(timezone)).date()
+
+
+def _check_birthday(birthday: date | None, today: date, errors: list[FieldError]) -> None:
     if birthday is None:
         return
-    if birthday > now.date() or birthday.year < 1900:
+    if birthday > today or birthday.year < 1900:
         errors.append(FieldError("birthday", "members.v.birthday", {"value": birthday.isoformat()}))
 
 

@@ -11,6 +11,7 @@ import typer
 from memberlab.core.cli_support import (
     JsonOption,
     TenantOption,
+    Unit,
     actor,
     print_json,
     print_table,
@@ -19,6 +20,7 @@ from memberlab.core.cli_support import (
 )
 from memberlab.core.errors import FieldError, InvalidInput
 from memberlab.core.i18n import t
+from memberlab.core.tenants import get_tenant
 from memberlab.programs import service
 from memberlab.programs.schemas import (
     Activation,
@@ -55,16 +57,19 @@ def read_program_file(path: Path) -> str:
         ) from None
 
 
-def _when(value: str | None, default: datetime) -> datetime:
+def _when(value: str | None, unit: Unit) -> datetime:
+    """``--effective-from``: now by default; a date-time without a zone is in the tenant's zone."""
     if not value:
-        return default
+        return unit.now
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise InvalidInput(
             errors=[FieldError("--effective-from", "core.v.datetime", {"value": value})]
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+    if moment.tzinfo:
+        return moment
+    return moment.replace(tzinfo=ZoneInfo(get_tenant(unit.session, unit.tenant_id).timezone))
 
 
 @program_app.command("validate")
@@ -104,7 +109,7 @@ def load(
             activation = service.activate(
                 unit.session,
                 version_id=result.version.id,
-                effective_from=_when(effective_from, unit.now),
+                effective_from=_when(effective_from, unit),
                 activated_by=actor(),
                 now=unit.now,
             )
@@ -146,7 +151,7 @@ def activate_cmd(
         activation = service.activate(
             unit.session,
             version_id=version.id,
-            effective_from=_when(effective_from, unit.now),
+            effective_from=_when(effective_from, unit),
             activated_by=actor(),
             now=unit.now,
         )

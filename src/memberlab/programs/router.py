@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Query, Request, Response, status
 
 from memberlab.core.access import Permission
 from memberlab.core.errors import FieldError, InvalidInput
+from memberlab.core.tenants import get_tenant
 from memberlab.core.web import RequestContext, requires
 from memberlab.programs import service
 from memberlab.programs.schemas import (
@@ -99,7 +100,7 @@ def active(
     ctx: Annotated[RequestContext, requires(Permission.PROGRAMS_READ)],
     as_of: Annotated[datetime | None, Query(description="Default: now")] = None,
 ) -> ActiveProgram:
-    moment = _aware(as_of) if as_of else ctx.now
+    moment = _aware(as_of, ctx) if as_of else ctx.now
     version = service.active_version(ctx.session, as_of=moment)
     activation = [a for a in service.activations(ctx.session) if a.effective_from <= moment][-1]
     return ActiveProgram(
@@ -126,7 +127,7 @@ def activate(
     body: ActivationCreate,
     ctx: Annotated[RequestContext, requires(Permission.PROGRAMS_WRITE)],
 ) -> Activation:
-    effective_from = _aware(body.effective_from) if body.effective_from else ctx.now
+    effective_from = _aware(body.effective_from, ctx) if body.effective_from else ctx.now
     activation = service.activate(
         ctx.session,
         version_id=version_id,
@@ -155,5 +156,8 @@ def diff(
     ]
 
 
-def _aware(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+def _aware(moment: datetime, ctx: RequestContext) -> datetime:
+    """A date-time without a zone is read in the tenant's zone."""
+    if moment.tzinfo:
+        return moment
+    return moment.replace(tzinfo=ZoneInfo(get_tenant(ctx.session, ctx.tenant_id).timezone))
