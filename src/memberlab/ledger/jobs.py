@@ -53,7 +53,6 @@ def run_jobs(
             return report
         for member in members:
             work = open_member(ctx, member, as_of)
-            before = work.state.last_review_at
             work.save()
             report.members += 1
             for entry in work.entries:
@@ -64,7 +63,7 @@ def run_jobs(
                     report.expired_points += -entry.points
                 elif entry.kind == "birthday":
                     report.birthday_bonuses += 1
-            if work.state.last_review_at != before:
+            if work.state.last_review_at != work.reviewed_before:
                 report.reviews += 1
             report.tier_changes += sum(n.kind == "tier.changed" for n in work.notices)
             report.notices += len(work.notices)

@@ -143,14 +143,17 @@ class Order(TenantScoped, Base):
 
 
 class OrderReturn(TenantScoped, Base):
+    """A return, referring to its order by the client's order id (no generated ids, for bulk)."""
+
     __tablename__ = "order_returns"
-    __table_args__ = (UniqueConstraint("tenant_id", "return_id"),)
+    __table_args__ = (
+        UniqueConstraint("tenant_id", "return_id"),
+        Index("ix_order_returns_tenant_order", "tenant_id", "order_id"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     return_id: Mapped[str] = mapped_column(String(128))
-    order_pk: Mapped[int] = mapped_column(
-        BigId, ForeignKey("orders.id", ondelete="RESTRICT"), index=True
-    )
+    order_id: Mapped[str] = mapped_column(String(128))
     member_pk: Mapped[int] = mapped_column(BigId, ForeignKey("members.id", ondelete="RESTRICT"))
     occurred_at: Mapped[datetime] = mapped_column(UtcDateTime())
     entry_seq: Mapped[int] = mapped_column(BigInteger)

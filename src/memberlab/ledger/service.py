@@ -8,7 +8,7 @@ all in the caller's transaction. Writes are idempotent (``idempotency.replay_or_
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -125,6 +125,7 @@ class MemberWork:
     entries: list[rules.Entry]
     lots: list[rules.Lot]
     notices: list[rules.Notice]
+    reviewed_before: datetime | None = None  # the last tier review before this work
 
     @property
     def state(self) -> rules.MemberState:
@@ -160,7 +161,7 @@ def open_member(ctx: LedgerContext, member: Member, at: datetime) -> MemberWork:
     loaded = store.load(
         ctx.session, tenant_id=ctx.tenant_id, member=member, program=program, now=ctx.now
     )
-    work = MemberWork(ctx, member, program, loaded, [], [], [])
+    work = MemberWork(ctx, member, program, loaded, [], [], [], loaded.state.last_review_at)
     if loaded.is_new:
         # the member's first ledger event: the sign-up bonus, as of enrolment
         work.take(rules.enrol(program, loaded.state, member.enrolled_at, member.member_id))
@@ -334,8 +335,9 @@ def _member_for_purchase(
 
 
 def order_to_json(order: rules.OrderRecord) -> dict[str, Any]:
-    data = asdict(order)
+    data = dict(order.__dict__)  # flat copy: asdict's deep copy is slow in bulk
     data["occurred_at"] = order.occurred_at.isoformat()
+    data["lines"] = [dict(line.__dict__) for line in order.lines]
     return data
 
 
@@ -385,7 +387,7 @@ def _return(ctx: LedgerContext, body: ReturnCreate) -> ReturnResult:
     ctx.session.add(
         OrderReturn(
             return_id=body.return_id,
-            order_pk=order_row.id,
+            order_id=body.order_id,
             member_pk=member.id,
             occurred_at=at,
             entry_seq=entry.seq,

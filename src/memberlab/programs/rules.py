@@ -26,11 +26,12 @@ Conventions
 
 from __future__ import annotations
 
+import bisect
 import calendar
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -133,6 +134,10 @@ class MemberState:
     plan_code: str | None = None
     plan_until: datetime | None = None
     next_seq: int = 1  # sequence for this member's entries and lots
+    # Not persisted: before this moment nothing happens with time alone (None: unknown),
+    # and before ``calendar_due`` no birthday or tier review falls.
+    next_due: datetime | None = None
+    calendar_due: datetime | None = None
 
     def take_seq(self) -> int:
         seq = self.next_seq
@@ -188,7 +193,7 @@ class Purchase:
     points_used: int = 0
     coupon_code: str | None = None
 
-    @property
+    @cached_property
     def gross(self) -> int:
         return sum(line.amount for line in self.lines)
 
@@ -336,9 +341,15 @@ def local(program: ProgramDefinition, moment: datetime) -> datetime:
 
 
 def local_midnight(program: ProgramDefinition, day: date) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=_zone(program.timezone)).astimezone(UTC)
+    return _midnight(program.timezone, day)
 
 
+@lru_cache(maxsize=65536)
+def _midnight(zone: str, day: date) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=_zone(zone)).astimezone(UTC)
+
+
+@lru_cache(maxsize=65536)
 def add_months(day: date, months: int) -> date:
     month_index = day.month - 1 + months
     year, month = day.year + month_index // 12, month_index % 12 + 1
@@ -349,10 +360,24 @@ def _month_end(day: date) -> date:
     return date(day.year, day.month, calendar.monthrange(day.year, day.month)[1])
 
 
+_EXPIRY_CACHE: dict[int, tuple[ProgramDefinition, dict[date, datetime | None]]] = {}
+
+
 def expiry_of(program: ProgramDefinition, earned_at: datetime) -> datetime | None:
     """When points earned at ``earned_at`` expire: the start of the day after their last day."""
-    expiry = program.points.expiry
     earned = local(program, earned_at).date()
+    held = _EXPIRY_CACHE.get(id(program))
+    if held is None or held[0] is not program:
+        held = (program, {})
+        _EXPIRY_CACHE[id(program)] = held
+    cache = held[1]
+    if earned not in cache:
+        cache[earned] = _expiry_for_day(program, earned)
+    return cache[earned]
+
+
+def _expiry_for_day(program: ProgramDefinition, earned: date) -> datetime | None:
+    expiry = program.points.expiry
     if expiry.mode is ExpiryMode.NEVER:
         return None
     if expiry.mode is ExpiryMode.MONTHS_AFTER_EARNING:
@@ -385,9 +410,11 @@ def _round(value: Decimal, rounding: Rounding) -> int:
 
 def allocate(total: int, weights: list[Decimal] | list[int]) -> list[int]:
     """Split ``total`` into integers proportional to ``weights`` (largest remainder), exactly."""
-    weight_sum = sum(weights)
     if not weights:
         return []
+    if len(weights) == 1:
+        return [total]
+    weight_sum = sum(weights)
     if weight_sum == 0:
         return [total] + [0] * (len(weights) - 1) if total else [0] * len(weights)
     exact = [Decimal(total) * Decimal(w) / Decimal(weight_sum) for w in weights]
@@ -402,11 +429,15 @@ def allocate(total: int, weights: list[Decimal] | list[int]) -> list[int]:
 # --- tiers ---------------------------------------------------------------------------------
 
 
+_TIER_INDEX: dict[int, tuple[ProgramDefinition, dict[str, int]]] = {}
+
+
 def _tier_index(program: ProgramDefinition, code: str) -> int:
-    for index, tier in enumerate(program.tiers):
-        if tier.code == code:
-            return index
-    return 0  # a tier the program no longer has: treat as the entry tier
+    held = _TIER_INDEX.get(id(program))
+    if held is None or held[0] is not program:
+        held = (program, {tier.code: i for i, tier in enumerate(program.tiers)})
+        _TIER_INDEX[id(program)] = held
+    return held[1].get(code, 0)  # a tier the program no longer has: the entry tier
 
 
 def _window_start(program: ProgramDefinition, end: datetime) -> datetime | None:
@@ -429,8 +460,10 @@ def qualifying_measure(program: ProgramDefinition, state: MemberState, end: date
         growth, spend, orders = state.lifetime_growth, state.lifetime_spend, state.lifetime_orders
     else:
         growth = spend = orders = 0
-        for item in state.activity:
-            if start <= item.at <= end:
+        for item in reversed(state.activity):  # kept in time order: stop at the window start
+            if item.at < start:
+                break
+            if item.at <= end:
                 growth += item.growth
                 spend += item.spend
                 orders += item.orders
@@ -592,6 +625,9 @@ def _credit(
     )
     state.lots.append(lot)
     outcome.lots.append(lot)
+    if state.next_due is not None:
+        notice = timedelta(days=program.points.expiring_notice_days)
+        state.next_due = min(state.next_due, _lot_due(lot, notice))
     entry.movements.append(Movement(source, AVAILABLE if released else PENDING, amount, lot.seq))
     if released:
         _repay_debt(state, lot)
@@ -618,16 +654,21 @@ def advance(program: ProgramDefinition, state: MemberState, until: datetime) -> 
     start = state.as_of or state.enrolled_at
     if until <= start:
         return outcome
+    if state.next_due is not None and until < state.next_due:
+        state.as_of = until  # nothing is due yet: a cheap step
+        return outcome
     happenings: list[tuple[datetime, int, str, Any]] = []
     for lot in state.lots:
         if not lot.released and start < lot.available_at <= until:
             happenings.append((lot.available_at, 0, "release", lot))
         if lot.expires_at is not None and lot.remaining > 0 and start < lot.expires_at <= until:
             happenings.append((lot.expires_at, 1, "expire", lot))
-    for instant in _birthdays(program, state, start, until):
-        happenings.append((instant, 2, "birthday", None))
-    for instant in review_instants(program, state, start, until):
-        happenings.append((instant, 3, "review", None))
+    calendar = state.calendar_due is None or until >= state.calendar_due
+    if calendar:
+        for instant in _birthdays(program, state, start, until):
+            happenings.append((instant, 2, "birthday", None))
+        for instant in review_instants(program, state, start, until):
+            happenings.append((instant, 3, "review", None))
     happenings.sort(key=lambda h: (h[0], h[1], getattr(h[3], "seq", 0)))
 
     for at, _, kind, lot in happenings:
@@ -642,7 +683,33 @@ def advance(program: ProgramDefinition, state: MemberState, until: datetime) -> 
     _notice_expiring(program, state, until, outcome)
     state.as_of = until
     _prune_activity(program, state, until)
+    if calendar:
+        horizon = until + timedelta(days=400)
+        reviews = review_instants(program, state, until, horizon)
+        birthdays = _birthdays(program, state, until, horizon)
+        state.calendar_due = min([horizon, *reviews[:1], *birthdays[:1]])
+    state.next_due = _next_due(program, state)
     return outcome
+
+
+def _next_due(program: ProgramDefinition, state: MemberState) -> datetime:
+    """The first moment at which ``advance`` would have something to do."""
+    window = timedelta(days=program.points.expiring_notice_days)
+    due = state.calendar_due or FAR_FUTURE
+    for lot in state.lots:
+        due = min(due, _lot_due(lot, window))
+    return due
+
+
+def _lot_due(lot: Lot, notice_window: timedelta) -> datetime:
+    due = FAR_FUTURE
+    if not lot.released:
+        due = lot.available_at
+    if lot.expires_at is not None and lot.remaining > 0:
+        due = min(due, lot.expires_at)
+        if notice_window and not lot.noticed:
+            due = min(due, lot.expires_at - notice_window)
+    return due
 
 
 def _release(state: MemberState, lot: Lot, at: datetime, outcome: Outcome) -> None:
@@ -766,7 +833,11 @@ def _record_activity(
 ) -> None:
     if not (growth or spend or orders):
         return
-    state.activity.append(Activity(at, growth, spend, orders))
+    item = Activity(at, growth, spend, orders)
+    if state.activity and at < state.activity[-1].at:  # a late event: keep time order
+        bisect.insort(state.activity, item, key=lambda a: a.at)
+    else:
+        state.activity.append(item)
     state.lifetime_growth += growth
     state.lifetime_spend += spend
     state.lifetime_orders += orders
@@ -938,7 +1009,7 @@ def purchase(program: ProgramDefinition, state: MemberState, event: Purchase) ->
     rules = sorted(per_rule)
     shares = allocate(rounded, [per_rule[r] for r in rules]) if rules else []
     for rule, share in zip(rules, shares, strict=True):
-        explanation.append({"rule": rule, "points": share, "exact": str(per_rule[rule])})
+        explanation.append({"rule": rule, "points": share})
     for rule, cut in cap_cuts:
         explanation.append({"rule": rule, "points": -cut})
     line_points = allocate(points, per_line) if points else [0] * n

@@ -1,0 +1,874 @@
+"""Bulk history: millions of past purchases and returns through the same rules.
+
+The file is read with Polars into events, sorted by member and time. Members are processed
+in chunks; for each chunk the states of its members are loaded in a few queries, every
+event runs through ``memberlab.programs.rules`` in memory (exactly as the live ledger would
+apply it), and the results are written with multi-row inserts in one transaction per chunk.
+
+Stopping at any point (even killing the process) loses at most the chunk in progress, which
+was never committed: a rerun skips the orders and returns already stored, so nothing is
+applied twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import polars as pl
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from memberlab.core.bulkio import Adapter, adapter_for, insert_rows
+from memberlab.core.db import Database
+from memberlab.core.errors import FieldError, InvalidInput
+from memberlab.ledger import store
+from memberlab.ledger.models import (
+    ImportRun,
+    LedgerEntry,
+    Order,
+    OrderReturn,
+    PointsLot,
+    Posting,
+)
+from memberlab.ledger.models import MemberState as MemberStateRow
+from memberlab.ledger.service import order_from_json, order_to_json, program_at
+from memberlab.members.models import Member
+from memberlab.programs import rules
+from memberlab.programs.schema import ProgramDefinition
+
+CHUNK_MEMBERS = 2000
+
+# canonical column -> accepted headers (the importer of the data module maps many more)
+COLUMNS = {
+    "kind": ("kind", "type"),
+    "member_id": ("member_id", "member", "会员ID", "会员编号", "会员卡号"),
+    "order_id": ("order_id", "order", "订单号"),
+    "occurred_at": ("occurred_at", "order_time", "time", "下单时间", "交易时间"),
+    "channel": ("channel", "渠道"),
+    "store": ("store", "门店"),
+    "sku": ("sku",),
+    "category": ("category", "品类"),
+    "quantity": ("quantity", "qty", "数量"),
+    "amount": ("amount", "实付金额", "消费金额"),
+    "points_used": ("points_used",),
+    "return_id": ("return_id", "退货单号"),
+}
+REQUIRED = ("member_id", "order_id", "occurred_at", "amount")
+
+
+@dataclass
+class ImportReport:
+    rows: int = 0
+    events: int = 0
+    applied: int = 0
+    skipped: int = 0
+    rejected: int = 0
+    members_enrolled: int = 0
+    rejects: list[dict[str, Any]] = field(default_factory=list)
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+def read_events(path: Path, *, timezone: str, currency_unit: int = 100) -> pl.DataFrame:
+    """Read a CSV (UTF-8) or Parquet file of transactions into canonical columns."""
+    if path.suffix.lower() == ".parquet":
+        frame = pl.read_parquet(path)
+    else:
+        frame = pl.read_csv(path, infer_schema=False, encoding="utf8-lossy")
+    rename: dict[str, str] = {}
+    for canonical, names in COLUMNS.items():
+        for name in frame.columns:
+            if name.strip() in names or name.strip().lower() in names:
+                rename[name] = canonical
+                break
+    frame = frame.rename(rename)
+    missing = [c for c in REQUIRED if c not in frame.columns]
+    if missing:
+        raise InvalidInput(errors=[FieldError(c, "core.v.missing") for c in missing])
+    defaults: dict[str, Any] = {
+        "kind": "purchase",
+        "channel": "store",
+        "store": None,
+        "sku": None,
+        "category": "other",
+        "quantity": "1",
+        "points_used": "0",
+        "return_id": None,
+    }
+    for column, default in defaults.items():
+        if column not in frame.columns:
+            frame = frame.with_columns(pl.lit(default, dtype=pl.String).alias(column))
+    text = [
+        pl.col(c).cast(pl.String)
+        for c in (
+            "member_id",
+            "order_id",
+            "channel",
+            "store",
+            "sku",
+            "category",
+            "kind",
+            "return_id",
+        )
+    ]
+    frame = frame.with_row_index("row", offset=2).with_columns(*text)
+    times = (
+        pl.col("occurred_at")
+        .cast(pl.String)
+        .str.to_datetime(time_zone=None, strict=False)
+        .dt.replace_time_zone(timezone, ambiguous="earliest")
+    )
+    if frame.schema["occurred_at"] == pl.Datetime or isinstance(
+        frame.schema["occurred_at"], pl.Datetime
+    ):
+        column_zone = frame.schema["occurred_at"].time_zone  # type: ignore[union-attr]
+        times = (
+            pl.col("occurred_at").dt.convert_time_zone("UTC")
+            if column_zone
+            else pl.col("occurred_at").dt.replace_time_zone(timezone)
+        )
+    frame = frame.with_columns(
+        times.dt.convert_time_zone("UTC").alias("occurred_at"),
+        (
+            pl.col("amount").cast(pl.String).str.strip_chars().cast(pl.Decimal(20, 4), strict=False)
+            * currency_unit
+        )
+        .round(0)
+        .cast(pl.Int64, strict=False)
+        .alias("amount_minor"),
+        pl.col("quantity").cast(pl.Int64, strict=False).alias("quantity"),
+        pl.col("points_used").cast(pl.Int64, strict=False).fill_null(0).alias("points_used"),
+        pl.col("kind").str.to_lowercase().fill_null("purchase").alias("kind"),
+    )
+    return frame
+
+
+def _rejects(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
+    problems = [
+        (pl.col("member_id").is_null(), "member_id", "core.v.missing"),
+        (pl.col("order_id").is_null(), "order_id", "core.v.missing"),
+        (pl.col("occurred_at").is_null(), "occurred_at", "core.v.datetime"),
+        (
+            pl.col("amount_minor").is_null() & (pl.col("kind") == "purchase"),
+            "amount",
+            "core.v.number",
+        ),
+        (pl.col("amount_minor") < 0, "amount", "ledger.negative_amount"),
+        (
+            pl.col("quantity").is_null() | (pl.col("quantity") < 1),
+            "quantity",
+            "ledger.bad_quantity",
+        ),
+        (~pl.col("kind").is_in(["purchase", "return"]), "kind", "core.v.choice"),
+    ]
+    rejects: list[dict[str, Any]] = []
+    bad = pl.lit(False)
+    for condition, column, key in problems:
+        hits = frame.filter(condition)
+        for row in hits.select("row", column if column in hits.columns else "row").iter_rows():
+            rejects.append({"row": row[0], "column": column, "value": row[1], "key": key})
+        bad = bad | condition.fill_null(False)
+    return frame.filter(~bad), rejects
+
+
+# --- events ----------------------------------------------------------------------------------
+
+
+@dataclass
+class MemberEvents:
+    member_id: str
+    events: list[tuple[datetime, int, Any]]  # (time, 0 purchase / 1 return, event)
+
+
+def group_events(frame: pl.DataFrame) -> Iterator[MemberEvents]:
+    """Per member, in time order: purchases (lines grouped by order) and returns."""
+    frame = frame.sort(["member_id", "occurred_at", "order_id", "row"])
+    current: str | None = None
+    events: list[tuple[datetime, int, Any]] = []
+    order_lines: dict[str, list[tuple]] = {}
+    return_lines: dict[str, list[tuple]] = {}
+    columns = [
+        "member_id",
+        "kind",
+        "order_id",
+        "return_id",
+        "occurred_at",
+        "channel",
+        "store",
+        "sku",
+        "category",
+        "quantity",
+        "amount_minor",
+        "points_used",
+    ]
+
+    def flush() -> MemberEvents:
+        for rows in order_lines.values():
+            first = rows[0]
+            lines = tuple(
+                rules.PurchaseLine(r[7] or r[2], r[8] or "other", r[9], r[10]) for r in rows
+            )
+            paid = sum(line.amount for line in lines)
+            purchase = rules.Purchase(
+                first[2],
+                first[4],
+                first[5] or "store",
+                first[6],
+                lines,
+                paid,
+                0,
+                int(first[11] or 0),
+            )
+            events.append((first[4], 0, purchase))
+        for return_id, rows in return_lines.items():
+            events.append((rows[0][4], 1, (return_id, rows)))
+        events.sort(key=lambda e: (e[0], e[1]))
+        return MemberEvents(current or "", list(events))
+
+    for row in frame.select(columns).iter_rows():
+        if row[0] != current:
+            if current is not None:
+                yield flush()
+            current = row[0]
+            events.clear()
+            order_lines.clear()
+            return_lines.clear()
+        occurred = row[4].replace(tzinfo=UTC) if row[4].tzinfo is None else row[4]
+        row = (*row[:4], occurred, *row[5:])
+        if row[1] == "return":
+            return_lines.setdefault(row[3] or f"{row[2]}:return", []).append(row)
+        else:
+            order_lines.setdefault(row[2], []).append(row)
+    if current is not None:
+        yield flush()
+
+
+# --- the import ------------------------------------------------------------------------------
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def import_transactions(
+    database: Database,
+    *,
+    tenant_id: int,
+    path: Path,
+    now: datetime,
+    progress: Callable[[int, int], None] | None = None,
+    chunk_members: int = CHUNK_MEMBERS,
+) -> ImportReport:
+    """Apply a file of past purchases and returns; safe to stop and run again."""
+    with database.session(tenant_id=tenant_id) as session:
+        _, program = program_at(session, now)
+        run = ImportRun(
+            kind="transactions", file_name=path.name, file_sha256=file_sha256(path), started_at=now
+        )
+        session.add(run)
+        session.flush()
+        run_id = run.id
+    frame = read_events(path, timezone=program.timezone, currency_unit=int(rules.unit(program)))
+    report = ImportReport(rows=frame.height)
+    frame, report.rejects = _rejects(frame)
+    report.rejected = len({r["row"] for r in report.rejects})
+    members = list(group_events(frame))
+    report.events = sum(len(m.events) for m in members)
+    total = len(members)
+    done = 0
+    for start in range(0, total, chunk_members):
+        chunk = members[start : start + chunk_members]
+        with database.session(tenant_id=tenant_id) as session:
+            _apply_chunk(session, tenant_id, program, chunk, now, report)
+        done += len(chunk)
+        if progress:
+            progress(done, total)
+    with database.session(tenant_id=tenant_id) as session:
+        session.execute(
+            update(ImportRun)
+            .where(ImportRun.tenant_id == tenant_id, ImportRun.id == run_id)
+            .values(
+                finished_at=now,
+                rows=report.rows,
+                applied=report.applied,
+                skipped=report.skipped,
+                rejected=report.rejected,
+                status="done",
+            )
+            .execution_options(synchronize_session=False)
+        )
+    return report
+
+
+def _apply_chunk(
+    session: Session,
+    tenant_id: int,
+    program: ProgramDefinition,
+    chunk: list[MemberEvents],
+    now: datetime,
+    report: ImportReport,
+) -> None:
+    ids = [m.member_id for m in chunk]
+    known = {
+        row.member_id: row
+        for row in session.execute(
+            select(
+                Member.id, Member.member_id, Member.enrolled_at, Member.birthday_month_day
+            ).where(Member.tenant_id == tenant_id, Member.member_id.in_(ids))
+        )
+    }
+    order_ids = [e.order_id for m in chunk for _, kind, e in m.events if kind == 0]
+    seen_orders = (
+        set(
+            session.scalars(
+                select(Order.order_id).where(
+                    Order.tenant_id == tenant_id, Order.order_id.in_(order_ids)
+                )
+            )
+        )
+        if order_ids
+        else set()
+    )
+    return_ids = [e[0] for m in chunk for _, kind, e in m.events if kind == 1]
+    seen_returns = (
+        set(
+            session.scalars(
+                select(OrderReturn.return_id).where(
+                    OrderReturn.tenant_id == tenant_id, OrderReturn.return_id.in_(return_ids)
+                )
+            )
+        )
+        if return_ids
+        else set()
+    )
+
+    new_members = []
+    for member in chunk:
+        if member.member_id not in known:
+            if not program.enrolment.enrol_on_first_purchase or not member.events:
+                report.rejected += len(member.events)
+                report.rejects.append(
+                    {
+                        "row": None,
+                        "column": "member_id",
+                        "value": member.member_id,
+                        "key": "members.not_found",
+                    }
+                )
+                continue
+            first = member.events[0][0]
+            new_members.append(
+                {
+                    "tenant_id": tenant_id,
+                    "member_id": member.member_id,
+                    "enrolled_at": first,
+                    "consents": {},
+                    "status": "active",
+                    "created_at": now,
+                    "updated_at": now,
+                    "enrol_channel": getattr(member.events[0][2], "channel", None),
+                }
+            )
+    if new_members:
+        session.execute(insert(Member), new_members)
+        report.members_enrolled += len(new_members)
+        known.update(
+            {
+                row.member_id: row
+                for row in session.execute(
+                    select(
+                        Member.id, Member.member_id, Member.enrolled_at, Member.birthday_month_day
+                    ).where(
+                        Member.tenant_id == tenant_id,
+                        Member.member_id.in_([m["member_id"] for m in new_members]),
+                    )
+                )
+            }
+        )
+
+    pks = [known[m].id for m in ids if m in known]
+    states = _load_states(session, tenant_id, program, pks, known, now)
+
+    out = _Rows(adapter_for(session))
+    stored_orders: dict[str, Order] = {}
+    for member in chunk:
+        info = known.get(member.member_id)
+        if info is None:
+            continue
+        loaded = states[info.id]
+        state = loaded.state
+        entries: list[rules.Entry] = []
+        lots: list[rules.Lot] = []
+        orders: dict[str, rules.OrderRecord] = {}
+        if loaded.is_new:
+            outcome = rules.enrol(program, state, info.enrolled_at, member.member_id)
+            entries += outcome.entries
+            lots += outcome.lots
+        for at, kind, event in member.events:
+            if kind == 0 and event.order_id in seen_orders:
+                report.skipped += 1
+                continue
+            if kind == 1 and event[0] in seen_returns:
+                report.skipped += 1
+                continue
+            outcome = rules.advance(program, state, max(at, state.as_of or at))
+            entries += outcome.entries
+            lots += outcome.lots
+            try:
+                if kind == 0:
+                    outcome = rules.purchase(program, state, event)
+                    assert outcome.order is not None
+                    orders[event.order_id] = outcome.order
+                    out.orders.append((info.id, event, outcome))
+                else:
+                    outcome = _bulk_return(
+                        session,
+                        tenant_id,
+                        program,
+                        state,
+                        orders,
+                        stored_orders,
+                        event,
+                        at,
+                        out,
+                        info.id,
+                    )
+            except rules.RuleError as error:
+                report.rejected += 1
+                report.rejects.append(
+                    {
+                        "row": None,
+                        "column": "order_id",
+                        "value": getattr(event, "order_id", event[0]),
+                        "key": error.key,
+                        "params": error.params,
+                    }
+                )
+                continue
+            entries += outcome.entries
+            lots += outcome.lots
+            report.applied += 1
+        out.add_member(tenant_id, info.id, loaded, entries, lots, now)
+        out.final_orders.update({k: (info.id, v) for k, v in orders.items()})
+    out.write(session, tenant_id, now, stored_orders)
+
+
+def _bulk_return(
+    session: Session,
+    tenant_id: int,
+    program: ProgramDefinition,
+    state: rules.MemberState,
+    orders: dict[str, rules.OrderRecord],
+    stored_orders: dict[str, Order],
+    event: tuple[str, list[tuple]],
+    at: datetime,
+    out: _Rows,
+    member_pk: int,
+) -> rules.Outcome:
+    return_id, rows = event
+    order_id = rows[0][2]
+    record = orders.get(order_id)
+    if record is None:
+        row = stored_orders.get(order_id) or session.scalar(
+            select(Order).where(Order.tenant_id == tenant_id, Order.order_id == order_id)
+        )
+        if row is None:
+            raise rules.RuleError("ledger.order_not_found", order_id=order_id)
+        stored_orders[order_id] = row
+        record = order_from_json(row.record)
+        orders[order_id] = record
+    lines: list[rules.ReturnLine] = []
+    for r in rows:
+        sku = r[7]
+        if sku is None:
+            lines += [
+                rules.ReturnLine(i, line.quantity - line.returned_quantity)
+                for i, line in enumerate(record.lines)
+                if line.quantity > line.returned_quantity
+            ]
+            continue
+        index = next((i for i, line in enumerate(record.lines) if line.sku == sku), None)
+        if index is None:
+            raise rules.RuleError("ledger.unknown_line", line=sku, order_id=order_id)
+        lines.append(rules.ReturnLine(index, r[9]))
+    outcome = rules.return_(
+        program, state, record, rules.Return(return_id, order_id, at, tuple(lines))
+    )
+    entry = outcome.entries[0]
+    out.returns.append(
+        {
+            "tenant_id": tenant_id,
+            "return_id": return_id,
+            "order_id": order_id,
+            "member_pk": member_pk,
+            "occurred_at": at,
+            "entry_seq": entry.seq,
+            "lines": [{"line": x.line, "quantity": x.quantity} for x in lines],
+            "points_reversed": -entry.detail["points"],
+            "growth_reversed": -entry.growth,
+            "amount_returned": -entry.spend,
+        }
+    )
+    return outcome
+
+
+def _load_states(
+    session: Session,
+    tenant_id: int,
+    program: ProgramDefinition,
+    pks: list[int],
+    known: dict[str, Any],
+    now: datetime,
+) -> dict[int, store.Loaded]:
+    by_pk = {row.id: row for row in known.values()}
+    rows = (
+        {
+            row.member_pk: row
+            for row in session.scalars(
+                select(MemberStateRow).where(
+                    MemberStateRow.tenant_id == tenant_id, MemberStateRow.member_pk.in_(pks)
+                )
+            )
+        }
+        if pks
+        else {}
+    )
+    lots: dict[int, list[rules.Lot]] = defaultdict(list)
+    activity: dict[int, list[rules.Activity]] = defaultdict(list)
+    with_state = list(rows)
+    if with_state:
+        for lot in session.scalars(
+            select(PointsLot).where(
+                PointsLot.tenant_id == tenant_id,
+                PointsLot.member_pk.in_(with_state),
+                (PointsLot.remaining > 0) | (PointsLot.released.is_(False)),
+            )
+        ):
+            lots[lot.member_pk].append(store.lot_from_row(lot))
+        horizon = store.activity_horizon(program, now)
+        if horizon is not None:
+            query = (
+                select(
+                    LedgerEntry.member_pk,
+                    LedgerEntry.at,
+                    LedgerEntry.growth,
+                    LedgerEntry.spend,
+                    LedgerEntry.orders,
+                )
+                .where(
+                    LedgerEntry.tenant_id == tenant_id,
+                    LedgerEntry.member_pk.in_(with_state),
+                    LedgerEntry.at >= horizon,
+                    (LedgerEntry.growth != 0)
+                    | (LedgerEntry.spend != 0)
+                    | (LedgerEntry.orders != 0),
+                )
+                .order_by(LedgerEntry.member_pk, LedgerEntry.at, LedgerEntry.seq)
+            )
+            for pk, at, g, s, o in session.execute(query):
+                activity[pk].append(rules.Activity(at, g, s, o))
+    loaded: dict[int, store.Loaded] = {}
+    for pk in pks:
+        member = by_pk[pk]
+        row = rows.get(pk)
+        if row is None:
+            state = rules.new_member_state(
+                program, enrolled_at=member.enrolled_at, birthday=member.birthday_month_day
+            )
+            loaded[pk] = store.Loaded(pk, state, is_new=True)
+            continue
+        state = store.state_from_row(
+            row, enrolled_at=member.enrolled_at, birthday=member.birthday_month_day
+        )
+        state.lots = sorted(lots[pk], key=lambda lot: lot.seq)
+        state.activity = activity[pk]
+        loaded[pk] = store.Loaded(
+            pk,
+            state,
+            is_new=False,
+            lots_before={lot.seq: (lot.remaining, lot.released, lot.noticed) for lot in state.lots},
+        )
+    return loaded
+
+
+ENTRY_COLUMNS = (
+    "tenant_id",
+    "member_pk",
+    "seq",
+    "kind",
+    "at",
+    "recorded_at",
+    "reference",
+    "points",
+    "growth",
+    "spend",
+    "orders",
+    "detail",
+)
+POSTING_COLUMNS = (
+    "tenant_id",
+    "member_pk",
+    "entry_seq",
+    "leg",
+    "source",
+    "destination",
+    "amount",
+    "lot_seq",
+    "at",
+)
+LOT_COLUMNS = (
+    "tenant_id",
+    "member_pk",
+    "seq",
+    "earned_at",
+    "available_at",
+    "expires_at",
+    "amount",
+    "remaining",
+    "source",
+    "released",
+    "reference",
+    "noticed",
+)
+ORDER_COLUMNS = (
+    "tenant_id",
+    "order_id",
+    "member_pk",
+    "occurred_at",
+    "channel",
+    "store",
+    "amount_paid",
+    "gross",
+    "discount",
+    "points_used",
+    "points_earned",
+    "growth_earned",
+    "coupon_code",
+    "entry_seq",
+    "record",
+)
+RETURN_COLUMNS = (
+    "tenant_id",
+    "return_id",
+    "order_id",
+    "member_pk",
+    "occurred_at",
+    "entry_seq",
+    "lines",
+    "points_reversed",
+    "growth_reversed",
+    "amount_returned",
+)
+
+
+@dataclass
+class _Rows:
+    """Everything a chunk writes, as tuples for ``insert_rows``."""
+
+    adapt: Adapter
+    entries: list[tuple] = field(default_factory=list)
+    postings: list[tuple] = field(default_factory=list)
+    lots: list[tuple] = field(default_factory=list)
+    lot_updates: list[dict[str, Any]] = field(default_factory=list)
+    new_states: list[dict[str, Any]] = field(default_factory=list)
+    state_updates: list[dict[str, Any]] = field(default_factory=list)
+    orders: list[tuple[int, rules.Purchase, rules.Outcome]] = field(default_factory=list)
+    final_orders: dict[str, tuple[int, rules.OrderRecord]] = field(default_factory=dict)
+    returns: list[dict[str, Any]] = field(default_factory=list)
+
+    def add_member(
+        self,
+        tenant_id: int,
+        member_pk: int,
+        loaded: store.Loaded,
+        entries: list[rules.Entry],
+        lots: list[rules.Lot],
+        now: datetime,
+    ) -> None:
+        dt, js = self.adapt.dt, self.adapt.js
+        recorded = dt(now)
+        for entry in entries:
+            at = dt(entry.at)
+            self.entries.append(
+                (
+                    tenant_id,
+                    member_pk,
+                    entry.seq,
+                    entry.kind,
+                    at,
+                    recorded,
+                    entry.reference,
+                    entry.points,
+                    entry.growth,
+                    entry.spend,
+                    entry.orders,
+                    js(entry.detail),
+                )
+            )
+            for leg, m in enumerate(entry.movements):
+                self.postings.append(
+                    (
+                        tenant_id,
+                        member_pk,
+                        entry.seq,
+                        leg,
+                        m.source,
+                        m.destination,
+                        m.amount,
+                        m.lot,
+                        at,
+                    )
+                )
+        new_seqs = set()
+        flag = self.adapt.flag
+        for lot in lots:
+            new_seqs.add(lot.seq)
+            self.lots.append(
+                (
+                    tenant_id,
+                    member_pk,
+                    lot.seq,
+                    dt(lot.earned_at),
+                    dt(lot.available_at),
+                    dt(lot.expires_at),
+                    lot.amount,
+                    lot.remaining,
+                    lot.source,
+                    flag(lot.released),
+                    lot.reference,
+                    flag(lot.noticed),
+                )
+            )
+        for lot in loaded.state.lots:
+            if lot.seq not in new_seqs and loaded.lots_before.get(lot.seq) != (
+                lot.remaining,
+                lot.released,
+                lot.noticed,
+            ):
+                self.lot_updates.append(
+                    {
+                        "b_tenant": tenant_id,
+                        "b_member": member_pk,
+                        "b_seq": lot.seq,
+                        "remaining": lot.remaining,
+                        "released": lot.released,
+                        "noticed": lot.noticed,
+                    }
+                )
+        values = store.state_row(tenant_id, member_pk, loaded.state, now)
+        (self.new_states if loaded.is_new else self.state_updates).append(values)
+
+    def write(
+        self, session: Session, tenant_id: int, now: datetime, stored_orders: dict[str, Order]
+    ) -> None:
+        from sqlalchemy import bindparam
+
+        js, dt = self.adapt.js, self.adapt.dt
+        if self.new_states:
+            session.execute(insert(MemberStateRow), self.new_states)
+        insert_rows(session, LedgerEntry.__table__, ENTRY_COLUMNS, self.entries)
+        insert_rows(session, Posting.__table__, POSTING_COLUMNS, self.postings)
+        insert_rows(session, PointsLot.__table__, LOT_COLUMNS, self.lots)
+        if self.lot_updates:
+            table = PointsLot.__table__
+            session.execute(
+                table.update()
+                .where(
+                    table.c.tenant_id == bindparam("b_tenant"),
+                    table.c.member_pk == bindparam("b_member"),
+                    table.c.seq == bindparam("b_seq"),
+                )
+                .values(
+                    remaining=bindparam("remaining"),
+                    released=bindparam("released"),
+                    noticed=bindparam("noticed"),
+                ),
+                self.lot_updates,
+            )
+        if self.state_updates:
+            table = MemberStateRow.__table__
+            rows = [
+                {
+                    **{k: v for k, v in row.items() if k not in ("tenant_id", "member_pk")},
+                    "b_tenant": row["tenant_id"],
+                    "b_member": row["member_pk"],
+                }
+                for row in self.state_updates
+            ]
+            columns = [k for k in rows[0] if not k.startswith("b_")]
+            session.execute(
+                table.update()
+                .where(
+                    table.c.tenant_id == bindparam("b_tenant"),
+                    table.c.member_pk == bindparam("b_member"),
+                )
+                .values({c: bindparam(c) for c in columns}),
+                rows,
+            )
+        order_rows = []
+        for member_pk, event, outcome in self.orders:
+            record = self.final_orders[event.order_id][1]
+            purchase_entry = next(e for e in outcome.entries if e.kind == "purchase")
+            order_rows.append(
+                (
+                    tenant_id,
+                    event.order_id,
+                    member_pk,
+                    dt(event.occurred_at),
+                    event.channel,
+                    event.store,
+                    event.amount_paid,
+                    event.gross,
+                    event.discount,
+                    event.points_used,
+                    record.points + record.bonus_points,
+                    purchase_entry.growth,
+                    None,
+                    purchase_entry.seq,
+                    js(order_to_json(record)),
+                )
+            )
+        insert_rows(session, Order.__table__, ORDER_COLUMNS, order_rows)
+        for order_id, row in stored_orders.items():
+            member_pk, record = self.final_orders.get(order_id, (None, None))
+            if record is not None:
+                row.record = order_to_json(record)
+        insert_rows(
+            session,
+            OrderReturn.__table__,
+            RETURN_COLUMNS,
+            [
+                (
+                    r["tenant_id"],
+                    r["return_id"],
+                    r["order_id"],
+                    r["member_pk"],
+                    dt(r["occurred_at"]),
+                    r["entry_seq"],
+                    js(r["lines"]),
+                    r["points_reversed"],
+                    r["growth_reversed"],
+                    r["amount_returned"],
+                )
+                for r in self.returns
+            ],
+        )
+        session.flush()
+
+
+def as_utc(moment: datetime, timezone: str) -> datetime:
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(timezone))
+    return moment.astimezone(UTC)
