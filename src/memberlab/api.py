@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import fastapi_offline
@@ -25,6 +27,7 @@ from memberlab.core.web import (
     handle_unexpected,
 )
 from memberlab.ledger.router import router as ledger_router
+from memberlab.ledger.scheduler import Scheduler
 from memberlab.members.router import router as members_router
 from memberlab.programs.router import router as programs_router
 from memberlab.webhooks.router import router as webhooks_router
@@ -43,10 +46,29 @@ MemberLab 运行会员计划：会员、计划版本等。使用 API 密钥认�
 """
 
 
-def create_app(state: AppState | None = None, settings: Settings | None = None) -> FastAPI:
+def create_app(
+    state: AppState | None = None,
+    settings: Settings | None = None,
+    *,
+    scheduler: bool = False,
+) -> FastAPI:
+    """The application. ``scheduler=True`` (the served app) also runs the jobs and webhooks."""
     settings = settings or (state.settings if state else get_settings())
     state = state or AppState.from_settings(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        runner = Scheduler(state) if scheduler else None
+        if runner:
+            runner.start()
+        try:
+            yield
+        finally:
+            if runner:
+                runner.stop()
+
     app = FastAPI(
+        lifespan=lifespan,
         title="MemberLab",
         version=__version__,
         description=DESCRIPTION,

@@ -109,7 +109,7 @@ def _serve(host: str | None, port: int | None) -> None:
     url = f"http://{host}:{port}"
     say("core.demo.serving", url=url)
     say("core.demo.try", url=url)
-    uvicorn.run(create_app(app_state()), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(app_state(), scheduler=True), host=host, port=port, log_level="warning")
 
 
 def main() -> None:

@@ -682,7 +682,8 @@ class _Rows:
     postings: list[tuple] = field(default_factory=list)
     lots: list[tuple] = field(default_factory=list)
     lot_updates: list[dict[str, Any]] = field(default_factory=list)
-    new_states: list[dict[str, Any]] = field(default_factory=list)
+    new_states: list[tuple] = field(default_factory=list)
+    state_columns: tuple[str, ...] = ()
     state_updates: list[dict[str, Any]] = field(default_factory=list)
     orders: list[tuple[int, rules.Purchase, rules.Outcome]] = field(default_factory=list)
     final_orders: dict[str, tuple[int, rules.OrderRecord]] = field(default_factory=dict)
@@ -767,8 +768,18 @@ class _Rows:
                         "noticed": lot.noticed,
                     }
                 )
+        loaded.state.retired.clear()
         values = store.state_row(tenant_id, member_pk, loaded.state, now)
-        (self.new_states if loaded.is_new else self.state_updates).append(values)
+        if loaded.is_new:
+            self.new_states.append(
+                tuple(
+                    js(v) if k == "bonus_counts" else dt(v) if isinstance(v, datetime) else v
+                    for k, v in values.items()
+                )
+            )
+            self.state_columns = tuple(values)
+        else:
+            self.state_updates.append(values)
 
     def write(
         self, session: Session, tenant_id: int, now: datetime, stored_orders: dict[str, Order]
@@ -776,8 +787,7 @@ class _Rows:
         from sqlalchemy import bindparam
 
         js, dt = self.adapt.js, self.adapt.dt
-        if self.new_states:
-            session.execute(insert(MemberStateRow), self.new_states)
+        insert_rows(session, MemberStateRow.__table__, self.state_columns, self.new_states)
         insert_rows(session, LedgerEntry.__table__, ENTRY_COLUMNS, self.entries)
         insert_rows(session, Posting.__table__, POSTING_COLUMNS, self.postings)
         insert_rows(session, PointsLot.__table__, LOT_COLUMNS, self.lots)

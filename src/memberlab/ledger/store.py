@@ -248,7 +248,7 @@ def save(
     new_seqs = {lot.seq for lot in new_lots}
     if new_lots:
         session.execute(insert(PointsLot), [lot_row(tenant_id, member_pk, lot) for lot in new_lots])
-    for lot in state.lots:
+    for lot in [*state.lots, *state.retired]:
         if lot.seq in new_seqs:
             continue
         if loaded.lots_before.get(lot.seq) != (lot.remaining, lot.released, lot.noticed):
@@ -273,6 +273,7 @@ def save(
             .values(**{k: v for k, v in values.items() if k not in ("tenant_id", "member_pk")})
             .execution_options(synchronize_session=False)
         )
+    state.retired.clear()
     loaded.lots_before = {lot.seq: (lot.remaining, lot.released, lot.noticed) for lot in state.lots}
     # lots that are used up and released no longer need to be kept in memory
     state.lots = [lot for lot in state.lots if lot.remaining > 0 or not lot.released]

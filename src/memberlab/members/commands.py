@@ -110,16 +110,59 @@ def show(
     tenant: str | None = TenantOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Show one member. / 查看会员。"""
+    """Show one member: profile, tier, points, open lots, last entries. / 查看会员。"""
+    from memberlab.ledger import service as ledger
+    from memberlab.programs.service import NoActiveProgram
+
     with unit_of_work(tenant) as unit:
         ctx = _member_ctx(unit)
         view = service.view(
             unit.session, service.get(unit.session, member_id), ctx=ctx, reveal=True
         )
+        ledger_ctx = ledger.LedgerContext(
+            unit.session, unit.tenant_id, unit.now, unit.state.vault, "cli", ctx.timezone
+        )
+        try:
+            points = ledger.member_points(ledger_ctx, member_id)
+        except NoActiveProgram:
+            points = None
     if as_json:
-        print_json(view)
+        print_json(
+            {
+                **view.model_dump(mode="json"),
+                "points": points.model_dump(mode="json") if points else None,
+            }
+        )
         return
     print_table(["", ""], [[k, v] for k, v in view.model_dump().items()], title=view.member_id)
+    if points is None:
+        return
+    balances = points.balances
+    print_table(
+        ["tier", "growth", "available", "pending", "debt", "next tier", "to go"],
+        [
+            [
+                points.tier_name,
+                points.growth_value,
+                balances.available,
+                balances.pending,
+                balances.debt,
+                points.next_tier or "",
+                points.to_next_tier or "",
+            ]
+        ],
+    )
+    print_table(
+        ["lot", "source", "remaining", "expires"],
+        [[lot.seq, lot.source, lot.remaining, lot.expires_at or ""] for lot in points.lots],
+    )
+    print_table(
+        ["#", "kind", "at", "points", "balance", "reference"],
+        [
+            [e.seq, e.kind, e.at, e.points, e.balance, e.reference or ""]
+            for e in points.last_entries[:20]
+        ],
+    )
 
 
 @member_app.command("search")

@@ -31,7 +31,7 @@ import calendar
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
-from functools import cached_property, lru_cache
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -138,6 +138,9 @@ class MemberState:
     # and before ``calendar_due`` no birthday or tier review falls.
     next_due: datetime | None = None
     calendar_due: datetime | None = None
+    # Lots used up and released leave ``lots`` (as they would not be loaded from the store);
+    # the driver that persists the state writes their last values, then clears this.
+    retired: list[Lot] = field(default_factory=list)
 
     def take_seq(self) -> int:
         seq = self.next_seq
@@ -192,10 +195,11 @@ class Purchase:
     discount: int = 0
     points_used: int = 0
     coupon_code: str | None = None
+    gross: int = -1  # the lines added up; computed when not given
 
-    @cached_property
-    def gross(self) -> int:
-        return sum(line.amount for line in self.lines)
+    def __post_init__(self) -> None:
+        if self.gross < 0:
+            object.__setattr__(self, "gross", sum(line.amount for line in self.lines))
 
 
 @dataclass
@@ -304,6 +308,7 @@ class Outcome:
     lots: list[Lot] = field(default_factory=list)  # lots created
     order: OrderRecord | None = None
     explanation: list[dict[str, Any]] = field(default_factory=list)
+    main: Entry | None = None  # the entry of the event itself (purchase, return)
 
     def extend(self, other: Outcome) -> None:
         self.entries.extend(other.entries)
@@ -693,11 +698,18 @@ def advance(program: ProgramDefinition, state: MemberState, until: datetime) -> 
 
 
 def _next_due(program: ProgramDefinition, state: MemberState) -> datetime:
-    """The first moment at which ``advance`` would have something to do."""
+    """The first moment at which ``advance`` would have something to do (and retire the
+    lots that are used up)."""
     window = timedelta(days=program.points.expiring_notice_days)
     due = state.calendar_due or FAR_FUTURE
+    kept = []
     for lot in state.lots:
+        if lot.remaining == 0 and lot.released:
+            state.retired.append(lot)
+            continue
+        kept.append(lot)
         due = min(due, _lot_due(lot, window))
+    state.lots = kept
     return due
 
 
@@ -1112,6 +1124,7 @@ def purchase(program: ProgramDefinition, state: MemberState, event: Purchase) ->
         growth_order=growth_order,
     )
     outcome.explanation = explanation
+    outcome.main = entry
     return outcome
 
 
@@ -1229,6 +1242,7 @@ def return_(
             _change_tier(state, program, max(earned, floor), at, "return", outcome)
     entry.detail.update({"points": -take_points, "growth": -take_growth, "tier_after": state.tier})
     _append(state, outcome, entry, first=True)
+    outcome.main = entry
     return outcome
 
 

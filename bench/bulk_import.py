@@ -1,0 +1,121 @@
+"""Bulk history import: purchases/s through the program's rules, SQLite and PostgreSQL.
+
+Target (issue "Points and tier engine"): 1,000,000 purchases for 100,000 members at
+>= 20,000 purchases/s into SQLite and >= 15,000/s into PostgreSQL. Baseline, measured in the
+same run: a plain bulk insert of the same rows (one row per purchase, same insert method,
+no rules), so the ratio shows what the rules and the ledger cost on top of storing rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import UTC, datetime
+
+import polars as pl
+from common import OUT, postgres_schema, synthetic_history
+from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table
+
+from memberlab.core import migrate
+from memberlab.core.bulkio import insert_rows
+from memberlab.core.db import Database, create_db_engine
+from memberlab.datasets.demo import prepare_demo
+from memberlab.ledger.bulk import import_transactions
+from memberlab.ledger.liability import liability
+
+NOW = datetime(2026, 11, 25, tzinfo=UTC)
+
+plain = Table(
+    "bench_plain_purchases",
+    MetaData(),
+    Column("member_id", String(64)),
+    Column("order_id", String(128)),
+    Column("occurred_at", String(40)),
+    Column("channel", String(32)),
+    Column("store", String(64)),
+    Column("sku", String(64)),
+    Column("category", String(64)),
+    Column("quantity", Integer),
+    Column("amount", BigInteger),
+)
+
+
+def baseline(database: Database, frame: pl.DataFrame) -> float:
+    """Rows/s of a plain multi-row insert of the same purchases (no rules, no ledger)."""
+    plain.drop(database.engine, checkfirst=True)
+    plain.create(database.engine)
+    rows = [
+        (m, o, t.isoformat(), c, s, k, g, q, round(float(a) * 100))
+        for m, o, t, c, s, k, g, q, a in frame.iter_rows()
+    ]
+    started = time.perf_counter()
+    with database.session(platform=True) as session:
+        for i in range(0, len(rows), 2000):
+            insert_rows(session, plain, [c.name for c in plain.columns], rows[i : i + 2000])
+    elapsed = time.perf_counter() - started
+    plain.drop(database.engine)
+    return len(rows) / elapsed
+
+
+def run(name: str, database: Database, path, frame: pl.DataFrame) -> dict:
+    migrate.upgrade(database.engine)
+    with database.session(platform=True) as session:
+        demo = prepare_demo(session, now=NOW, created_by="bench")
+        tenant_id = demo.tenant.id
+    plain_rate = baseline(database, frame)
+    started = time.perf_counter()
+    report = import_transactions(database, tenant_id=tenant_id, path=path, now=NOW)
+    elapsed = time.perf_counter() - started
+    with database.session(tenant_id=tenant_id) as session:
+        books = liability(session, as_of=NOW)
+    rate = report.applied / elapsed
+    return {
+        "backend": name,
+        "purchases": report.applied,
+        "seconds": round(elapsed, 1),
+        "purchases_per_s": round(rate),
+        "plain_insert_rows_per_s": round(plain_rate),
+        "ratio_to_plain": round(rate / plain_rate, 3),
+        "books_balance": books.outstanding_points == books.member_balances,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--purchases", type=int, default=1_000_000)
+    parser.add_argument("--members", type=int, default=100_000)
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    args = parser.parse_args()
+    path = synthetic_history(
+        OUT / f"history_{args.purchases}_{args.members}.parquet",
+        purchases=args.purchases,
+        members=args.members,
+    )
+    frame = pl.read_parquet(path).select(
+        "member_id",
+        "order_id",
+        "occurred_at",
+        "channel",
+        "store",
+        "sku",
+        "category",
+        "quantity",
+        "amount",
+    )
+    results = []
+    if args.backend in ("sqlite", "both"):
+        db_path = OUT / "bench_bulk.db"
+        for suffix in ("", "-wal", "-shm"):
+            (OUT / f"bench_bulk.db{suffix}").unlink(missing_ok=True)
+        engine = create_db_engine(f"sqlite:///{db_path}")
+        results.append(run("sqlite", Database(engine), path, frame))
+        engine.dispose()
+    if args.backend in ("postgresql", "both"):
+        with postgres_schema() as (_url, engine):
+            results.append(run("postgresql", Database(engine), path, frame))
+    for result in results:
+        print(" ".join(f"{k}={v}" for k, v in result.items()))
+
+
+if __name__ == "__main__":
+    main()
