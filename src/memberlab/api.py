@@ -92,6 +92,12 @@ def create_app(
     app.add_exception_handler(Exception, handle_unexpected)
     app.add_middleware(LanguageMiddleware, default=settings.language)
     _mount_docs(app)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        """Liveness for load balancers (and the benchmark's baseline): no key, no store."""
+        return {"status": "ok"}
+
     return app
 
 

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from memberlab.core.errors import Conflict, FieldError, InvalidInput, NotFound
@@ -319,18 +320,24 @@ def _member_for_purchase(
     except member_service.MemberNotFound:
         if not program.enrolment.enrol_on_first_purchase:
             raise
-    member = member_service.enrol(
-        ctx.session,
-        MemberCreate(
-            member_id=body.member_id,
-            mobile=body.mobile,
-            enrolled_at=at,
-            enrol_channel=body.channel,
-            enrol_store=body.store,
-        ),
-        ctx=member_service.MemberContext(vault=ctx.vault, timezone=ctx.timezone),
-        now=ctx.now,
+    data = MemberCreate(
+        member_id=body.member_id,
+        mobile=body.mobile,
+        enrolled_at=at,
+        enrol_channel=body.channel,
+        enrol_store=body.store,
     )
+    try:
+        with ctx.session.begin_nested():
+            member = member_service.enrol(
+                ctx.session,
+                data,
+                ctx=member_service.MemberContext(vault=ctx.vault, timezone=ctx.timezone),
+                now=ctx.now,
+            )
+    except (IntegrityError, member_service.MemberConflict):
+        # the same new member's first purchases arrived together: the other one enrolled it
+        return member_service.get(ctx.session, body.member_id), False
     return member, True
 
 
