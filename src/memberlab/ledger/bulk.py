@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -188,8 +189,16 @@ class MemberEvents:
     events: list[tuple[datetime, int, Any]]  # (time, 0 purchase / 1 return, event)
 
 
-def group_events(frame: pl.DataFrame) -> Iterator[MemberEvents]:
-    """Per member, in time order: purchases (lines grouped by order) and returns."""
+def group_events(
+    frame: pl.DataFrame,
+    *,
+    minor_per_point: Decimal,
+) -> Iterator[MemberEvents]:
+    """Per member, in time order: purchases (lines grouped by order) and returns.
+
+    The line amounts are what the lines cost; points used as payment
+    (``minor_per_point`` each) are not money paid and earn nothing, as in the live path.
+    """
     frame = frame.sort(["member_id", "occurred_at", "order_id", "row"])
     current: str | None = None
     events: list[tuple[datetime, int, Any]] = []
@@ -216,16 +225,11 @@ def group_events(frame: pl.DataFrame) -> Iterator[MemberEvents]:
             lines = tuple(
                 rules.PurchaseLine(r[7] or r[2], r[8] or "other", r[9], r[10]) for r in rows
             )
-            paid = sum(line.amount for line in lines)
+            points_used = int(first[11] or 0)
+            gross = sum(line.amount for line in lines)
+            paid = max(gross - int(Decimal(points_used) * minor_per_point), 0)
             purchase = rules.Purchase(
-                first[2],
-                first[4],
-                first[5] or "store",
-                first[6],
-                lines,
-                paid,
-                0,
-                int(first[11] or 0),
+                first[2], first[4], first[5] or "store", first[6], lines, paid, 0, points_used
             )
             events.append((first[4], 0, purchase))
         for return_id, rows in return_lines.items():
@@ -284,7 +288,8 @@ def import_transactions(
     report = ImportReport(rows=frame.height)
     frame, report.rejects = _rejects(frame)
     report.rejected = len({r["row"] for r in report.rejects})
-    members = list(group_events(frame))
+    minor_per_point = rules.unit(program) / program.points_payment.points_per_unit
+    members = list(group_events(frame, minor_per_point=minor_per_point))
     report.events = sum(len(m.events) for m in members)
     total = len(members)
     done = 0

@@ -379,9 +379,6 @@ def _return(ctx: LedgerContext, body: ReturnCreate) -> ReturnResult:
     assert member is not None
     work = open_member(ctx, member, at)
     record = order_from_json(order_row.record)
-    window = work.program.returns.window_days
-    if window is not None and at > record.occurred_at + timedelta(days=window):
-        raise LedgerRuleRefused("ledger.return_window", days=window, order_id=body.order_id)
     lines = _return_lines(body, record)
     tier_before = work.state.tier
     refunded_before = record.points_refunded
@@ -470,13 +467,15 @@ def _entry_view(entry: rules.Entry, balance: int) -> EntryView:
     )
 
 
-def _single(ctx: LedgerContext, member_id: str, at: datetime, apply: Any) -> EntryResult:
+def _single(
+    ctx: LedgerContext, member_id: str, at: datetime, apply: Any, field: str = "points"
+) -> EntryResult:
     member = member_service.get(ctx.session, member_id)
     work = open_member(ctx, member, at)
     try:
         outcome = work.take(apply(work))
     except rules.RuleError as error:
-        raise refused(error, "points") from None
+        raise refused(error, field) from None
     work.save()
     state = work.state
     return EntryResult(
@@ -517,6 +516,7 @@ def award_bonus(ctx: LedgerContext, member_id: str, body: BonusCreate) -> Answer
             lambda w: rules.bonus(
                 w.program, w.state, BonusType(body.type), ctx.now, body.reference
             ),
+            field="type",
         )
         return 201, result.model_dump(mode="json")
 
@@ -537,6 +537,7 @@ def buy_plan(ctx: LedgerContext, member_id: str, body: PlanPurchaseCreate, key: 
             member_id,
             ctx.now,
             lambda w: rules.buy_plan(w.program, w.state, body.plan, ctx.now, key),
+            field="plan",
         )
         return 201, result.model_dump(mode="json")
 

@@ -28,6 +28,8 @@ from __future__ import annotations
 
 import bisect
 import calendar
+import heapq
+import itertools
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
@@ -662,27 +664,39 @@ def advance(program: ProgramDefinition, state: MemberState, until: datetime) -> 
     if state.next_due is not None and until < state.next_due:
         state.as_of = until  # nothing is due yet: a cheap step
         return outcome
-    happenings: list[tuple[datetime, int, str, Any]] = []
+    # A heap, because what happens can make more happen (a birthday lot that expires too).
+    # Releases and expiries have no lower bound: a lot posted late (dated before ``as_of``)
+    # is released or expired at the next advance; the flags keep this idempotent.
+    heap: list[tuple[datetime, int, int, int, str, Lot | None]] = []
+    counter = itertools.count()
+
+    def push(at: datetime, order: int, kind: str, lot: Lot | None) -> None:
+        heapq.heappush(heap, (at, order, lot.seq if lot else 0, next(counter), kind, lot))
+
     for lot in state.lots:
-        if not lot.released and start < lot.available_at <= until:
-            happenings.append((lot.available_at, 0, "release", lot))
-        if lot.expires_at is not None and lot.remaining > 0 and start < lot.expires_at <= until:
-            happenings.append((lot.expires_at, 1, "expire", lot))
+        if not lot.released and lot.available_at <= until:
+            push(lot.available_at, 0, "release", lot)
+        if lot.expires_at is not None and lot.remaining > 0 and lot.expires_at <= until:
+            push(lot.expires_at, 1, "expire", lot)
     calendar = state.calendar_due is None or until >= state.calendar_due
     if calendar:
         for instant in _birthdays(program, state, start, until):
-            happenings.append((instant, 2, "birthday", None))
+            push(instant, 2, "birthday", None)
         for instant in review_instants(program, state, start, until):
-            happenings.append((instant, 3, "review", None))
-    happenings.sort(key=lambda h: (h[0], h[1], getattr(h[3], "seq", 0)))
+            push(instant, 3, "review", None)
 
-    for at, _, kind, lot in happenings:
+    while heap:
+        at, _, _, _, kind, lot = heapq.heappop(heap)
         if kind == "release":
             _release(state, lot, at, outcome)
         elif kind == "expire":
             _expire(state, lot, at, outcome)
         elif kind == "birthday":
+            created = len(outcome.lots)
             _birthday(program, state, at, outcome)
+            for new in outcome.lots[created:]:
+                if new.expires_at is not None and new.expires_at <= until:
+                    push(new.expires_at, 1, "expire", new)
         else:
             _review(program, state, at, outcome)
     _notice_expiring(program, state, until, outcome)
@@ -1131,7 +1145,7 @@ def purchase(program: ProgramDefinition, state: MemberState, event: Purchase) ->
 # --- returns ---------------------------------------------------------------------------------
 
 
-def check_return(order: OrderRecord, event: Return) -> None:
+def check_return(order: OrderRecord, event: Return, window_days: int | None = None) -> None:
     if not event.lines:
         raise RuleError("ledger.no_lines")
     asked: dict[int, int] = {}
@@ -1155,6 +1169,10 @@ def check_return(order: OrderRecord, event: Return) -> None:
             )
     if event.occurred_at < order.occurred_at:
         raise RuleError("ledger.return_before_order", order_id=order.order_id)
+    if window_days is not None and event.occurred_at > order.occurred_at + timedelta(
+        days=window_days
+    ):
+        raise RuleError("ledger.return_window", days=window_days, order_id=order.order_id)
 
 
 def return_(
@@ -1162,7 +1180,7 @@ def return_(
 ) -> Outcome:
     """Take back what the returned lines earned, refund points that paid for them,
     re-evaluate the tier."""
-    check_return(order, event)
+    check_return(order, event, program.returns.window_days)
     at = event.occurred_at
     outcome = Outcome()
     entry = Entry(

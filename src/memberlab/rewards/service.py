@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from memberlab.core.errors import Conflict, NotFound
@@ -48,12 +49,17 @@ def _issued(session: Session, tenant_id: int, code: str, *, lock: bool) -> int:
     if lock:
         query = query.with_for_update()
     issued = session.scalar(query)
-    if issued is None:
-        session.execute(
-            insert(RewardStock), [{"tenant_id": tenant_id, "reward_code": code, "issued": 0}]
-        )
+    if issued is not None:
+        return issued
+    try:
+        with session.begin_nested():
+            session.execute(
+                insert(RewardStock), [{"tenant_id": tenant_id, "reward_code": code, "issued": 0}]
+            )
         return 0
-    return issued
+    except IntegrityError:
+        # the first redemptions of this reward arrived together: the other made the row
+        return session.scalar(query) or 0
 
 
 def catalog(session: Session, *, tenant_id: int, now: datetime, lang: str) -> list[CatalogItem]:
