@@ -204,6 +204,7 @@ def _scope_queries_to_tenant(state: ORMExecuteState) -> None:
             TenantScoped,
             lambda cls: cls.tenant_id == tenant_id,
             include_aliases=True,
+            track_closure_variables=False,
         )
     )
 

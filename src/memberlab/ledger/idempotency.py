@@ -1,8 +1,8 @@
 """Idempotent writes: the same key with the same request gets the first answer.
 
-A write first claims its key (inserting the record in the same transaction as the write).
-A concurrent duplicate blocks on the unique key until the first commits, then fails its
-insert; ``replay_or_run`` then rolls back and returns the stored answer. A key reused with a
+A write first claims its key (inserting the record in the same transaction as the write,
+``ON CONFLICT DO NOTHING``). A concurrent duplicate blocks on the unique key until the first
+commits, then inserts nothing, and ``replay_or_run`` returns the stored answer. A key reused with a
 different request is a 409 conflict.
 """
 
@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from memberlab.core.db import session_tenant
@@ -58,6 +59,13 @@ def _check(record: IdempotencyRecord, digest: str, scope: str, key: str) -> Answ
     return Answer(record.status_code, dict(record.response or {}), replayed=True)
 
 
+def _insert_for(session: Session) -> Callable[..., Any]:
+    """The dialect's INSERT with ON CONFLICT support (PostgreSQL and SQLite both have it)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql_insert
+    return sqlite_insert
+
+
 def replay_or_run(
     session: Session,
     *,
@@ -70,30 +78,26 @@ def replay_or_run(
     """Return the stored answer for ``(scope, key)``, or run the write and store its answer."""
     tenant_id = session_tenant(session)
     digest = request_hash(payload)
-    record = _stored(session, tenant_id, scope, key)
-    if record is not None:
-        return _check(record, digest, scope, key)
-    try:
-        with session.begin_nested():
-            session.execute(
-                insert(IdempotencyRecord),
-                [
-                    {
-                        "tenant_id": tenant_id,
-                        "scope": scope,
-                        "key": key,
-                        "request_hash": digest,
-                        "status_code": 0,
-                        "response": None,
-                        "created_at": now,
-                    }
-                ],
-            )
-    except IntegrityError:
-        # Someone else wrote this key meanwhile (and has committed): answer as they did.
+    # Claim the key in one statement. A concurrent claim of the same key waits for the
+    # first transaction and then inserts nothing; either way a stored answer is replayed.
+    claim = (
+        _insert_for(session)(IdempotencyRecord)
+        .values(
+            tenant_id=tenant_id,
+            scope=scope,
+            key=key,
+            request_hash=digest,
+            status_code=0,
+            response=None,
+            created_at=now,
+        )
+        .on_conflict_do_nothing()
+        .returning(IdempotencyRecord.key)
+    )
+    if session.execute(claim).first() is None:
         record = _stored(session, tenant_id, scope, key)
-        if record is None:
-            raise
+        if record is None:  # pragma: no cover - a conflicting row cannot vanish
+            raise IdempotencyConflict(scope=scope, idempotency_key=key)
         return _check(record, digest, scope, key)
     status_code, body = run()
     session.execute(

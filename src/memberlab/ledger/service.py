@@ -156,9 +156,13 @@ class MemberWork:
         )
 
 
-def open_member(ctx: LedgerContext, member: Member, at: datetime) -> MemberWork:
-    """Lock and load a member and bring the state up to ``at``."""
-    _, program = program_at(ctx.session, at)
+def open_member(
+    ctx: LedgerContext, member: Member, at: datetime, program: ProgramDefinition | None = None
+) -> MemberWork:
+    """Lock and load a member and bring the state up to ``at`` (under the program in force
+    at ``at``, unless the caller already has it)."""
+    if program is None:
+        _, program = program_at(ctx.session, at)
     loaded = store.load(
         ctx.session, tenant_id=ctx.tenant_id, member=member, program=program, now=ctx.now
     )
@@ -256,7 +260,7 @@ def _purchase(ctx: LedgerContext, body: PurchaseCreate) -> PurchaseResult:
         body.points_used,
         body.coupon_code,
     )
-    work = open_member(ctx, member, at)
+    work = open_member(ctx, member, at, program)
     tier_before = work.state.tier
     try:
         outcome = work.take(rules.purchase(program, work.state, event))
