@@ -102,19 +102,22 @@ def main() -> None:
         "quantity",
         "amount",
     )
-    results = []
+    results: list[dict] = []
+
+    def show(result: dict) -> None:
+        results.append(result)
+        print(" ".join(f"{k}={v}" for k, v in result.items()), flush=True)
+
     if args.backend in ("sqlite", "both"):
         db_path = OUT / "bench_bulk.db"
         for suffix in ("", "-wal", "-shm"):
             (OUT / f"bench_bulk.db{suffix}").unlink(missing_ok=True)
         engine = create_db_engine(f"sqlite:///{db_path}")
-        results.append(run("sqlite", Database(engine), path, frame))
+        show(run("sqlite", Database(engine), path, frame))
         engine.dispose()
     if args.backend in ("postgresql", "both"):
         with postgres_schema() as (_url, engine):
-            results.append(run("postgresql", Database(engine), path, frame))
-    for result in results:
-        print(" ".join(f"{k}={v}" for k, v in result.items()))
+            show(run("postgresql", Database(engine), path, frame))
 
 
 if __name__ == "__main__":
