@@ -96,11 +96,20 @@ def test_department_store_sample_reads_as_intended():
     assert program.rewards[-1].valid_until == date(2026, 9, 25)
 
 
-def test_calendar_year_window_needs_no_months():
+def test_calendar_year_window_needs_no_months_and_refuses_them():
     text = sample_text("department_store.yaml")
-    without = "\n".join(line for line in text.splitlines() if "months: null" not in line)
+    program = parse_program_text(text)
+    assert program.tier_qualification.window.type == "calendar_year"
+    assert program.tier_qualification.window.months is None
 
-    parse_program_text(without)
+    with_months = text.replace("type: calendar_year", "type: calendar_year\n    months: 12", 1)
+    assert with_months != text
+    with pytest.raises(InvalidProgram) as caught:
+        parse_program_text(with_months)
+    assert [e.render("en") for e in caught.value.errors] == [
+        "tier_qualification.window.months: does not apply when "
+        "tier_qualification.window.type is calendar_year"
+    ]
 
 
 # --- (b) the broken files ----------------------------------------------------------------------

@@ -40,6 +40,7 @@ from zoneinfo import ZoneInfo
 from memberlab.core.money import minor_digits
 from memberlab.programs.schema import (
     Basis,
+    Bonus,
     BonusType,
     ExpiryMode,
     GrowthSourceType,
@@ -820,27 +821,39 @@ def _birthday(
             state, bonus.code, bonus.per_year, year
         ):
             _count_bonus(state, bonus.code, year)
-            _credit(
-                program,
-                state,
-                entry,
-                bonus.points,
-                ISSUED,
-                at,
-                pending_days=0,
-                lot_source=f"bonus:{bonus.code}",
-                reference=entry.reference,
-                outcome=outcome,
-            )
-            entry.detail.setdefault("rules", []).append(
-                {"rule": f"bonus:{bonus.code}", "points": bonus.points}
-            )
+            _award(program, state, entry, bonus, at, outcome)
     for source in program.growth.sources:
         if source.type is GrowthSourceType.BIRTHDAY:
             entry.growth += source.amount
     if entry.movements or entry.growth:
         _record_activity(state, at, growth=entry.growth)
         _append(state, outcome, entry)
+
+
+def _award(
+    program: ProgramDefinition,
+    state: MemberState,
+    entry: Entry,
+    bonus: Bonus,
+    at: datetime,
+    outcome: Outcome,
+) -> None:
+    """Give a bonus as its own lot (usable at once) and say so in the entry's detail."""
+    _credit(
+        program,
+        state,
+        entry,
+        bonus.points,
+        ISSUED,
+        at,
+        pending_days=0,
+        lot_source=f"bonus:{bonus.code}",
+        reference=entry.reference,
+        outcome=outcome,
+    )
+    entry.detail.setdefault("rules", []).append(
+        {"rule": f"bonus:{bonus.code}", "points": bonus.points}
+    )
 
 
 def _bonus_allowed(state: MemberState, code: str, per_year: int | None, year: int) -> bool:
@@ -1296,21 +1309,7 @@ def enrol(
     year = local(program, at).year
     for bonus in program.earning.bonuses:
         if bonus.type is BonusType.SIGN_UP and _bonus_allowed(state, bonus.code, None, year):
-            _credit(
-                program,
-                state,
-                entry,
-                bonus.points,
-                ISSUED,
-                at,
-                pending_days=0,
-                lot_source=f"bonus:{bonus.code}",
-                reference=reference,
-                outcome=outcome,
-            )
-            entry.detail.setdefault("rules", []).append(
-                {"rule": f"bonus:{bonus.code}", "points": bonus.points}
-            )
+            _award(program, state, entry, bonus, at, outcome)
     for source in program.growth.sources:
         if source.type is GrowthSourceType.SIGN_UP:
             entry.growth += source.amount
@@ -1342,19 +1341,7 @@ def bonus(
         if not _bonus_allowed(state, rule.code, rule.per_year, year):
             raise RuleError("ledger.bonus_limit", bonus=rule.code, per_year=rule.per_year)
         _count_bonus(state, rule.code, year)
-        _credit(
-            program,
-            state,
-            entry,
-            rule.points,
-            ISSUED,
-            at,
-            pending_days=0,
-            lot_source=f"bonus:{rule.code}",
-            reference=reference,
-            outcome=outcome,
-        )
-        entry.detail["rules"] = [{"rule": f"bonus:{rule.code}", "points": rule.points}]
+        _award(program, state, entry, rule, at, outcome)
     if growth_source is not None:
         entry.growth = growth_source.amount
     _record_activity(state, at, growth=entry.growth)
