@@ -14,7 +14,8 @@ from memberlab.core.commands import db_app, key_app, tenant_app
 from memberlab.core.errors import MemberLabError
 from memberlab.core.i18n import normalise_language, set_language
 from memberlab.core.settings import get_settings
-from memberlab.ledger.commands import import_app, jobs_app, liability_command, webhooks_app
+from memberlab.dataio.commands import export_app, import_app
+from memberlab.ledger.commands import jobs_app, liability_command, webhooks_app
 from memberlab.members.commands import member_app
 from memberlab.programs.commands import program_app
 
@@ -48,6 +49,7 @@ app.add_typer(program_app, name="program")
 app.add_typer(member_app, name="member")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(import_app, name="import")
+app.add_typer(export_app, name="export")
 app.add_typer(webhooks_app, name="webhooks")
 app.command("liability")(liability_command)
 

@@ -2,6 +2,7 @@
 
 from memberlab.core.db import Base
 from memberlab.core.models import ApiKey, Tenant
+from memberlab.experience.models import SurveyResponse
 from memberlab.ledger.models import (
     IdempotencyRecord,
     ImportRun,
@@ -14,6 +15,7 @@ from memberlab.ledger.models import (
 )
 from memberlab.members.models import Member, MemberTag
 from memberlab.programs.models import ProgramActivation, ProgramVersion
+from memberlab.retail.models import Product, Store
 from memberlab.rewards.models import Coupon, Redemption, RewardStock
 from memberlab.webhooks.models import OutboxEvent, WebhookEndpoint
 
@@ -32,10 +34,13 @@ __all__ = [
     "OutboxEvent",
     "PointsLot",
     "Posting",
+    "Product",
     "ProgramActivation",
     "ProgramVersion",
     "Redemption",
     "RewardStock",
+    "Store",
+    "SurveyResponse",
     "Tenant",
     "WebhookEndpoint",
 ]

@@ -275,31 +275,94 @@ def import_transactions(
     progress: Callable[[int, int], None] | None = None,
     chunk_members: int = CHUNK_MEMBERS,
 ) -> ImportReport:
-    """Apply a file of past purchases and returns; safe to stop and run again."""
+    """Apply a file of past purchases and returns in canonical columns; safe to rerun.
+
+    Client exports in other shapes go through ``memberlab.dataio`` (``memberlab import
+    transactions``), which maps and checks them and then calls ``apply_events``.
+    """
+    with database.session(tenant_id=tenant_id) as session:
+        _, program = program_at(session, now)
+    frame = read_events(path, timezone=program.timezone, currency_unit=int(rules.unit(program)))
+    frame, rejects = _rejects(frame)
+    report = apply_events(
+        database,
+        tenant_id=tenant_id,
+        frame=frame,
+        file_name=path.name,
+        file_sha256=file_sha256(path),
+        now=now,
+        progress=progress,
+        chunk_members=chunk_members,
+    )
+    report.rows += len({r["row"] for r in rejects})
+    report.rejects = rejects + report.rejects
+    report.rejected += len({r["row"] for r in rejects})
+    return report
+
+
+class AllOrNothingRefused(Exception):
+    """Raised inside the one transaction of an all-or-nothing import, to roll it back."""
+
+    def __init__(self, report: ImportReport) -> None:
+        super().__init__("all-or-nothing import refused")
+        self.report = report
+
+
+def apply_events(
+    database: Database,
+    *,
+    tenant_id: int,
+    frame: pl.DataFrame,
+    file_name: str,
+    file_sha256: str,
+    now: datetime,
+    progress: Callable[[int, int], None] | None = None,
+    chunk_members: int = CHUNK_MEMBERS,
+    all_or_nothing: bool = False,
+) -> ImportReport:
+    """Apply checked events (canonical columns, times in UTC, amounts in minor units).
+
+    Normally one transaction per chunk of members, so a stopped import keeps what it did and
+    a rerun skips it. ``all_or_nothing`` uses one transaction for everything and raises
+    ``AllOrNothingRefused`` (having written nothing) if the rules refuse any event.
+    """
     with database.session(tenant_id=tenant_id) as session:
         _, program = program_at(session, now)
         run = ImportRun(
-            kind="transactions", file_name=path.name, file_sha256=file_sha256(path), started_at=now
+            kind="transactions", file_name=file_name, file_sha256=file_sha256, started_at=now
         )
         session.add(run)
         session.flush()
         run_id = run.id
-    frame = read_events(path, timezone=program.timezone, currency_unit=int(rules.unit(program)))
     report = ImportReport(rows=frame.height)
-    frame, report.rejects = _rejects(frame)
-    report.rejected = len({r["row"] for r in report.rejects})
     minor_per_point = rules.unit(program) / program.points_payment.points_per_unit
     members = list(group_events(frame, minor_per_point=minor_per_point))
     report.events = sum(len(m.events) for m in members)
     total = len(members)
     done = 0
-    for start in range(0, total, chunk_members):
-        chunk = members[start : start + chunk_members]
-        with database.session(tenant_id=tenant_id) as session:
-            _apply_chunk(session, tenant_id, program, chunk, now, report)
-        done += len(chunk)
-        if progress:
-            progress(done, total)
+    status = "done"
+    if all_or_nothing:
+        try:
+            with database.session(tenant_id=tenant_id) as session:
+                for start in range(0, total, chunk_members):
+                    chunk = members[start : start + chunk_members]
+                    _apply_chunk(session, tenant_id, program, chunk, now, report)
+                    done += len(chunk)
+                    if progress:
+                        progress(done, total)
+                if report.rejected:
+                    raise AllOrNothingRefused(report)
+        except AllOrNothingRefused:
+            status = "refused"
+            report.applied = report.members_enrolled = 0
+    else:
+        for start in range(0, total, chunk_members):
+            chunk = members[start : start + chunk_members]
+            with database.session(tenant_id=tenant_id) as session:
+                _apply_chunk(session, tenant_id, program, chunk, now, report)
+            done += len(chunk)
+            if progress:
+                progress(done, total)
     with database.session(tenant_id=tenant_id) as session:
         session.execute(
             update(ImportRun)
@@ -310,10 +373,12 @@ def import_transactions(
                 applied=report.applied,
                 skipped=report.skipped,
                 rejected=report.rejected,
-                status="done",
+                status=status,
             )
             .execution_options(synchronize_session=False)
         )
+    if status == "refused":
+        raise AllOrNothingRefused(report)
     return report
 
 

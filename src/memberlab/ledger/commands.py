@@ -4,11 +4,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
 from memberlab.core.cli_support import (
     JsonOption,
@@ -22,14 +20,12 @@ from memberlab.core.cli_support import (
 )
 from memberlab.core.errors import FieldError, InvalidInput
 from memberlab.core.tenants import get_tenant
-from memberlab.ledger import bulk
 from memberlab.ledger.jobs import run_jobs
 from memberlab.ledger.liability import liability
 from memberlab.ledger.service import LedgerContext
 from memberlab.webhooks.service import deliver_due
 
 jobs_app = typer.Typer(help="Time-based jobs. / 定时任务。", no_args_is_help=True)
-import_app = typer.Typer(help="Import data. / 导入数据。", no_args_is_help=True)
 webhooks_app = typer.Typer(help="Webhooks. / Webhook 推送。", no_args_is_help=True)
 
 
@@ -101,59 +97,6 @@ def liability_command(
             for f in report.flows
         ],
     )
-
-
-@import_app.command("transactions")
-def import_transactions(
-    file: Path = typer.Argument(..., exists=True, dir_okay=False, help="CSV or Parquet."),
-    tenant: str | None = TenantOption,
-    as_json: bool = JsonOption,
-) -> None:
-    """Apply past purchases and returns through the program's rules (resumable).
-
-    按会员计划规则导入历史消费与退货；中断后重新运行不会重复生效。
-    """
-    state = app_state()
-    with unit_of_work(tenant) as unit:
-        tenant_id = unit.tenant_id
-    assert tenant_id is not None
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        disable=as_json,
-        transient=True,
-    ) as bar:
-        task = bar.add_task(file.name, total=None)
-        report = bulk.import_transactions(
-            state.database,
-            tenant_id=tenant_id,
-            path=file,
-            now=state.clock(),
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )
-    summary = {
-        "file": str(file),
-        "rows": report.rows,
-        "events": report.events,
-        "applied": report.applied,
-        "skipped": report.skipped,
-        "rejected": report.rejected,
-        "members_enrolled": report.members_enrolled,
-        "rejects": report.rejects[:100],
-    }
-    if as_json:
-        print_json(summary)
-    else:
-        say(
-            "ledger.cli.import_done",
-            file=file.name,
-            rows=report.rows,
-            applied=report.applied,
-            skipped=report.skipped,
-            rejected=report.rejected,
-        )
 
 
 @webhooks_app.command("deliver")

@@ -1,0 +1,1 @@
+"""Customer experience: survey responses (and, later, surveys, comments, drivers, cases)."""

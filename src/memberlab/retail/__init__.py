@@ -1,0 +1,1 @@
+"""The client's retail network: stores and products (reference data for imports and analyses)."""
