@@ -26,6 +26,7 @@ from memberlab.core.web import (
     handle_request_validation,
     handle_unexpected,
 )
+from memberlab.dataio.router import router as data_router
 from memberlab.ledger.router import router as ledger_router
 from memberlab.ledger.scheduler import Scheduler
 from memberlab.members.router import router as members_router
@@ -84,6 +85,7 @@ def create_app(
     api.include_router(members_router)
     api.include_router(ledger_router)
     api.include_router(webhooks_router)
+    api.include_router(data_router)
     app.include_router(api)
 
     app.add_exception_handler(MemberLabError, handle_domain_error)

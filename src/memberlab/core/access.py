@@ -37,6 +37,7 @@ class Permission(StrEnum):
     REPORTS_READ = "reports:read"  # liability and analytics
     WEBHOOKS_MANAGE = "webhooks:manage"
     MEMBERS_ERASE = "members:erase"
+    DATA_IMPORT = "data:import"  # members, transactions, responses, stores, products from files
 
 
 _GRANTS: dict[Role, frozenset[Permission]] = {
@@ -52,6 +53,7 @@ _GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.POINTS_READ,
             Permission.POINTS_ADJUST,
             Permission.REDEMPTIONS_WRITE,
+            Permission.DATA_IMPORT,
         }
     ),
     Role.ANALYST: frozenset(
