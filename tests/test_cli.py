@@ -32,6 +32,9 @@ from memberlab.core.errors import Unauthenticated
 from memberlab.core.models import Tenant
 from memberlab.core.settings import get_settings
 from memberlab.datasets.demo import DEMO_SLUG, sample_program_text
+from memberlab.experience.models import SurveyResponse
+from memberlab.ledger.models import MemberState, Order, OrderReturn
+from memberlab.members.models import Member
 from memberlab.programs.models import ProgramActivation, ProgramVersion
 
 BROKEN = Path(__file__).parent / "programs" / "broken"
@@ -576,7 +579,7 @@ def test_an_unknown_language_is_a_usage_error(cli: Cli) -> None:
 
 
 def test_demo_builds_the_demo_tenant_and_prints_an_admin_key(cli: Cli) -> None:
-    out = cli.ok("demo", "--no-serve")
+    out = cli.ok("demo", "--size", "tiny", "--no-serve")
 
     [secret] = secrets_in(out)
     assert out.splitlines()[0] == "演示租户 demo-teahouse 已就绪，会员计划 teahouse（版本 1）。"
@@ -589,8 +592,9 @@ def test_demo_builds_the_demo_tenant_and_prints_an_admin_key(cli: Cli) -> None:
 
 
 def test_demo_twice_keeps_one_tenant_and_one_program_version(cli: Cli) -> None:
-    first = secrets_in(cli.ok("demo", "--no-serve"))
-    second = secrets_in(cli.ok("--lang", "en", "demo", "--no-serve"))
+    first = secrets_in(cli.ok("demo", "--size", "tiny", "--no-serve"))
+    second_run = cli.ok("--lang", "en", "demo", "--size", "tiny", "--no-serve")
+    second = secrets_in(second_run)
 
     with cli.state.database.session() as session:
         tenant_id = tenants.get_tenant(session, DEMO_SLUG).id
@@ -600,3 +604,30 @@ def test_demo_twice_keeps_one_tenant_and_one_program_version(cli: Cli) -> None:
     assert first != second
     for secret in first + second:
         assert authenticate(cli.state, secret).tenant_id == tenant_id
+    # the world's files are reused and every row is already in the store
+    assert "Members: 0 loaded, 300 already there, 0 rejected." in second_run
+    assert "Purchases and returns: 0 loaded," in second_run
+
+
+def test_demo_imports_the_whole_world_into_the_store(cli: Cli) -> None:
+    """Every member, order and response of the generated world is in the store, and each
+    member's state is current (brought up to now by the import)."""
+    cli.ok("demo", "--size", "tiny", "--seed", "3", "--no-serve")
+
+    folder = cli.state.settings.data_dir / "demo-world" / "300-members-seed-3"
+    manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    with cli.state.database.session() as session:
+        tenant_id = tenants.get_tenant(session, DEMO_SLUG).id
+        orders = session.scalar(select(func.count()).select_from(Order))
+        returns = session.scalar(select(func.count()).select_from(OrderReturn))
+        responses = session.scalar(select(func.count()).select_from(SurveyResponse))
+        stale = session.scalar(
+            select(func.count())
+            .select_from(MemberState)
+            .where(MemberState.as_of < cli.state.clock())
+        )
+    assert cli.count(Member, tenant_id) == manifest["counts"]["members"] == 300
+    assert orders == manifest["counts"]["orders"]
+    assert returns == manifest["counts"]["returns"]
+    assert responses == manifest["counts"]["responses"]
+    assert stale == 0

@@ -6,13 +6,21 @@ import sys
 from typing import Any
 
 import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from typer.core import TyperGroup
 
 from memberlab.core import migrate
-from memberlab.core.cli_support import actor, app_state, console, report_error, say
+from memberlab.core.cli_support import (
+    actor,
+    app_state,
+    console,
+    err_console,
+    report_error,
+    say,
+)
 from memberlab.core.commands import db_app, key_app, tenant_app
 from memberlab.core.errors import MemberLabError
-from memberlab.core.i18n import normalise_language, set_language
+from memberlab.core.i18n import normalise_language, set_language, t
 from memberlab.core.settings import get_settings
 from memberlab.dataio.commands import export_app, import_app
 from memberlab.ledger.commands import jobs_app, liability_command, webhooks_app
@@ -68,22 +76,63 @@ def root(
 
 @app.command()
 def demo(
+    size: str = typer.Option(
+        "small", "--size", help="tiny (300 members) | small (5,000) | medium (100,000) | large."
+    ),
+    members: int | None = typer.Option(None, "--members", help="Members (overrides --size)."),
+    seed: int = typer.Option(7, "--seed", help="The same seed builds the same world."),
     serve: bool = typer.Option(True, "--serve/--no-serve", help="Serve the API afterwards."),
     host: str | None = typer.Option(None, help="Default: MEMBERLAB_HOST (127.0.0.1)."),
     port: int | None = typer.Option(None, help="Default: MEMBERLAB_PORT (8000)."),
 ) -> None:
-    """Set up the demo store (tenant, sample program, admin key) and serve the API.
+    """Build the demo client (a tea-and-coffee chain with three years of history) in the
+    store, print where to look, and serve the API.
 
-    创建演示数据库（租户、示例会员计划、管理员密钥）并启动 API 服务。
+    构建演示客户（连锁茶饮咖啡品牌，三年历史数据）并启动 API 服务。
     """
-    from memberlab.datasets.demo import prepare_demo
+    from memberlab.datasets.demo import build_demo_world, prepare_demo
+    from memberlab.datasets.world_config import WorldSize
 
+    try:
+        count = members or WorldSize(size).members
+    except ValueError:
+        raise typer.BadParameter("--size: tiny | small | medium | large") from None
     state = app_state()
     migrate.upgrade(state.database.bind)
     with state.database.session(platform=True) as session:
         built = prepare_demo(session, now=state.clock(), created_by=actor())
         slug, code, version = built.tenant.slug, built.version.code, built.version.version
+        tenant_id = built.tenant.id
     say("core.demo.built", slug=slug, program=code, version=version)
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        transient=True,
+        console=err_console,
+    ) as bar:
+        task = bar.add_task("", total=None)
+        world = build_demo_world(
+            state,
+            tenant_id=tenant_id,
+            members=count,
+            seed=seed,
+            step=lambda name: bar.update(
+                task, description=t(f"core.demo.step.{name}"), completed=0, total=None
+            ),
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    say("core.demo.world", folder=str(world.folder), **world.counts)
+    for kind, summary in world.imported.items():
+        say(
+            "core.demo.imported",
+            kind=t(f"core.demo.step.{kind}"),
+            loaded=summary.loaded,
+            skipped=summary.skipped,
+            rejected=summary.rejected,
+        )
+    say("core.demo.next")
     say("core.demo.admin_key", slug=slug)
     typer.echo(built.admin_key)
     if serve:

@@ -516,6 +516,7 @@ def _load_events(
             now=now,
             progress=progress,
             all_or_nothing=options.all_or_nothing,
+            advance_to=now,
         )
     except bulk.AllOrNothingRefused as refused:
         report = refused.report

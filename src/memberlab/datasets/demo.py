@@ -1,21 +1,26 @@
 """The demo tenant: a tea-and-coffee chain running the sample program.
 
-``memberlab demo`` calls ``prepare_demo``; later the demo world generator fills it with
-members and history.
+``memberlab demo`` calls ``prepare_demo`` and then ``build_demo_world``: the generated world
+(``datasets.world``) goes in through the same importers and engine a client's files use.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import resources
+from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from memberlab.core import tenants as tenant_service
 from memberlab.core.access import Role
+from memberlab.core.app_state import AppState
 from memberlab.core.models import Tenant
+from memberlab.dataio.loaders import ImportOptions, ImportSummary, run_import
 from memberlab.programs import service as program_service
 from memberlab.programs.models import ProgramVersion
 
@@ -78,3 +83,78 @@ def prepare_demo(session: Session, *, now: datetime, created_by: str) -> DemoTen
         now=now,
     )
     return DemoTenant(tenant=tenant, version=result.version, admin_key=issued.secret)
+
+
+# --- the demo world in the store -------------------------------------------------------------
+
+# What the world's files hold, in the order they are imported (members before their purchases).
+WORLD_IMPORTS = (
+    ("stores", "stores.parquet"),
+    ("products", "products.parquet"),
+    ("members", "members.parquet"),
+    ("transactions", "transactions.parquet"),
+    ("responses", "responses.parquet"),
+)
+
+
+@dataclass
+class DemoWorld:
+    folder: Path
+    generated: bool  # False when an identical world was already on disk
+    counts: dict[str, int]
+    imported: dict[str, ImportSummary]
+
+
+def world_folder(data_dir: Path, *, members: int, seed: int) -> Path:
+    return data_dir / "demo-world" / f"{members}-members-seed-{seed}"
+
+
+def build_demo_world(
+    state: AppState,
+    *,
+    tenant_id: int,
+    members: int,
+    seed: int,
+    step: Callable[[str], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> DemoWorld:
+    """Generate the world (or reuse it) and import it through the importers and the engine.
+
+    Safe to run again: the files are reused when their manifest matches, and every import
+    skips what is already stored. The import of purchases brings every member up to now
+    (expiry, reviews, birthdays), so the store is current when this returns.
+    """
+    from memberlab.datasets.world import generate_world
+
+    folder = world_folder(state.settings.data_dir, members=members, seed=seed)
+    manifest_path = folder / "manifest.json"
+    generated = False
+    if not _same_world(manifest_path, members=members, seed=seed):
+        if step:
+            step("generate")
+        generate_world(folder, members=members, seed=seed, progress=progress)
+        generated = True
+    counts = json.loads(manifest_path.read_text(encoding="utf-8"))["counts"]
+    imported: dict[str, ImportSummary] = {}
+    for kind, name in WORLD_IMPORTS:
+        if step:
+            step(kind)
+        imported[kind] = run_import(
+            state,
+            tenant_id=tenant_id,
+            kind=kind,
+            path=folder / name,
+            options=ImportOptions(rejects_path=folder / f"{name}.rejects.csv"),
+            progress=progress,
+        )
+    return DemoWorld(folder, generated, counts, imported)
+
+
+def _same_world(manifest_path: Path, *, members: int, seed: int) -> bool:
+    if not manifest_path.exists():
+        return False
+    try:
+        manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return manifest.get("members") == members and manifest.get("seed") == seed
