@@ -12,6 +12,7 @@ from memberlab.ledger.models import (
     OrderReturn,
     PointsLot,
     Posting,
+    TierChange,
 )
 from memberlab.members.models import Member, MemberTag
 from memberlab.programs.models import ProgramActivation, ProgramVersion
@@ -42,5 +43,6 @@ __all__ = [
     "Store",
     "SurveyResponse",
     "Tenant",
+    "TierChange",
     "WebhookEndpoint",
 ]

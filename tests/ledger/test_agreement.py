@@ -31,7 +31,14 @@ from memberlab.core.app_state import AppState
 from memberlab.datasets.demo import sample_program_text
 from memberlab.ledger import bulk, service
 from memberlab.ledger.jobs import run_jobs
-from memberlab.ledger.models import LedgerEntry, Order, OrderReturn, PointsLot, Posting
+from memberlab.ledger.models import (
+    LedgerEntry,
+    Order,
+    OrderReturn,
+    PointsLot,
+    Posting,
+    TierChange,
+)
 from memberlab.ledger.models import MemberState as MemberStateRow
 from memberlab.ledger.schemas import LineIn, PurchaseCreate, ReturnCreate, ReturnLineIn
 from memberlab.members import service as member_service
@@ -311,7 +318,11 @@ def ledger_of(state: AppState, tenant_id: int) -> dict[str, dict[str, Any]]:
                 select(PointsLot).where(PointsLot.member_pk == pk).order_by(PointsLot.seq)
             )
             row = session.scalar(select(MemberStateRow).where(MemberStateRow.member_pk == pk))
+            tier_changes = session.scalars(
+                select(TierChange).where(TierChange.member_pk == pk).order_by(TierChange.at)
+            )
             out[member_id] = {
+                "tier_changes": [(c.at, c.from_tier, c.to_tier, c.reason) for c in tier_changes],
                 "entries": [
                     (e.seq, e.kind, e.at, e.reference, e.points, e.growth, e.spend, e.orders)
                     for e in entries
@@ -341,7 +352,16 @@ def ledger_of(state: AppState, tenant_id: int) -> dict[str, dict[str, Any]]:
 
 
 def counts(state: AppState, tenant_id: int) -> dict[str, int]:
-    tables = (LedgerEntry, Posting, PointsLot, Order, OrderReturn, MemberStateRow, Member)
+    tables = (
+        LedgerEntry,
+        Posting,
+        PointsLot,
+        Order,
+        OrderReturn,
+        MemberStateRow,
+        Member,
+        TierChange,
+    )
     with state.database.session(tenant_id=tenant_id) as session:
         return {
             t.__tablename__: session.scalar(select(func.count()).select_from(t)) or 0

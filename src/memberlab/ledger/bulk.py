@@ -37,6 +37,7 @@ from memberlab.ledger.models import (
     OrderReturn,
     PointsLot,
     Posting,
+    TierChange,
 )
 from memberlab.ledger.models import MemberState as MemberStateRow
 from memberlab.ledger.service import order_from_json, order_to_json, program_at
@@ -487,11 +488,13 @@ def _apply_chunk(
         state = loaded.state
         entries: list[rules.Entry] = []
         lots: list[rules.Lot] = []
+        notices: list[rules.Notice] = []
         orders: dict[str, rules.OrderRecord] = {}
         if loaded.is_new:
             outcome = rules.enrol(program, state, info.enrolled_at, member.member_id)
             entries += outcome.entries
             lots += outcome.lots
+            notices += outcome.notices
         for at, kind, event in member.events:
             if kind == 0 and event.order_id in seen_orders:
                 report.skipped += 1
@@ -502,6 +505,7 @@ def _apply_chunk(
             outcome = rules.advance(program, state, max(at, state.as_of or at))
             entries += outcome.entries
             lots += outcome.lots
+            notices += outcome.notices
             try:
                 if kind == 0:
                     outcome = rules.purchase(program, state, event)
@@ -535,6 +539,7 @@ def _apply_chunk(
                 continue
             entries += outcome.entries
             lots += outcome.lots
+            notices += outcome.notices
             report.applied += 1
         if advance_to is not None and (state.as_of is None or state.as_of < advance_to):
             # what the jobs would have done since the member's last event: pending points
@@ -542,7 +547,12 @@ def _apply_chunk(
             outcome = rules.advance(program, state, advance_to)
             entries += outcome.entries
             lots += outcome.lots
+            notices += outcome.notices
         out.add_member(tenant_id, info.id, loaded, entries, lots, now)
+        out.tier_changes += [
+            (tenant_id, info.id, out.adapt.dt(at), old, new, reason)
+            for at, old, new, reason in store.tier_changes(notices)
+        ]
         out.final_orders.update({k: (info.id, v) for k, v in orders.items()})
     out.write(session, tenant_id, now, stored_orders)
 
@@ -770,6 +780,7 @@ class _Rows:
     orders: list[tuple[int, rules.Purchase, rules.Outcome]] = field(default_factory=list)
     final_orders: dict[str, tuple[int, rules.OrderRecord]] = field(default_factory=dict)
     returns: list[dict[str, Any]] = field(default_factory=list)
+    tier_changes: list[tuple] = field(default_factory=list)
 
     def add_member(
         self,
@@ -873,6 +884,7 @@ class _Rows:
         insert_rows(session, LedgerEntry.__table__, ENTRY_COLUMNS, self.entries)
         insert_rows(session, Posting.__table__, POSTING_COLUMNS, self.postings)
         insert_rows(session, PointsLot.__table__, LOT_COLUMNS, self.lots)
+        insert_rows(session, TierChange.__table__, store.TIER_CHANGE_COLUMNS, self.tier_changes)
         if self.lot_updates:
             table = PointsLot.__table__
             session.execute(

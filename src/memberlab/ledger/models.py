@@ -197,3 +197,20 @@ class ImportRun(TenantScoped, Base):
     skipped: Mapped[int] = mapped_column(BigInteger, default=0)
     rejected: Mapped[int] = mapped_column(BigInteger, default=0)
     status: Mapped[str] = mapped_column(String(16), default="running")
+
+
+class TierChange(TenantScoped, Base):
+    """A member's tier changed (upgrade, review, return): the history tier analyses read."""
+
+    __tablename__ = "tier_changes"
+    __table_args__ = (
+        Index("ix_tier_changes_tenant_at", "tenant_id", "at"),
+        Index("ix_tier_changes_tenant_member", "tenant_id", "member_pk"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
+    member_pk: Mapped[int] = mapped_column(BigId, ForeignKey("members.id", ondelete="RESTRICT"))
+    at: Mapped[datetime] = mapped_column(UtcDateTime())
+    from_tier: Mapped[str] = mapped_column(String(64))
+    to_tier: Mapped[str] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(16))

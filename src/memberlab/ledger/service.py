@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -22,7 +22,7 @@ from memberlab.core.money import points_value, to_minor
 from memberlab.core.pii import PersonalDataVault
 from memberlab.ledger import store
 from memberlab.ledger.idempotency import Answer, replay_or_run
-from memberlab.ledger.models import LedgerEntry, Order, OrderReturn, PointsLot
+from memberlab.ledger.models import LedgerEntry, Order, OrderReturn, PointsLot, TierChange
 from memberlab.ledger.models import MemberState as MemberStateRow
 from memberlab.ledger.schemas import (
     AdjustmentCreate,
@@ -147,6 +147,16 @@ class MemberWork:
             new_lots=self.lots,
             now=self.ctx.now,
         )
+        changes = store.tier_changes(self.notices)
+        if changes:
+            self.ctx.session.execute(
+                insert(TierChange),
+                [
+                    {"tenant_id": self.ctx.tenant_id, "member_pk": self.member.id, "at": at,
+                     "from_tier": old, "to_tier": new, "reason": reason}
+                    for at, old, new, reason in changes
+                ],
+            )  # fmt: skip
         webhooks.enqueue(
             self.ctx.session,
             tenant_id=self.ctx.tenant_id,

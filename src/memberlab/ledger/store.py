@@ -277,3 +277,15 @@ def save(
     loaded.lots_before = {lot.seq: (lot.remaining, lot.released, lot.noticed) for lot in state.lots}
     # lots that are used up and released no longer need to be kept in memory
     state.lots = [lot for lot in state.lots if lot.remaining > 0 or not lot.released]
+
+
+TIER_CHANGE_COLUMNS = ("tenant_id", "member_pk", "at", "from_tier", "to_tier", "reason")
+
+
+def tier_changes(notices: list[rules.Notice]) -> list[tuple[datetime, str, str, str]]:
+    """(at, from, to, reason) of every tier change among ``notices``."""
+    return [
+        (n.at, n.payload["from"], n.payload["to"], n.payload["reason"])
+        for n in notices
+        if n.kind == "tier.changed"
+    ]
