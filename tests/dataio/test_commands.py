@@ -211,11 +211,6 @@ def test_a_missing_column_is_an_error_that_says_what_to_do(cli: Cli, files: File
     assert message.endswith("closest in the file: -); name it in a mapping file")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: kinds.STORES lists store_id twice among its synonyms ('store_id', *_STORE), "
-    "so the missing-column error says 'usual headers: store_id, store, store_id, 门店'",
-)
 def test_the_usual_headers_in_a_missing_column_error_are_all_different(
     cli: Cli, files: Files
 ) -> None:

@@ -27,16 +27,6 @@ HEADER = ["会员卡号", "姓名", "城市"]
 ROWS = [["A1", "张三", "上海"], ["A2", "李四", "北京"], ["A3", "王小明", "深圳"]]
 TABLE = "\r\n".join(",".join(row) for row in [HEADER, *ROWS]) + "\r\n"
 
-BLANK_LINES_BUG = (
-    "BUG: sources._read_text parses the whole text (body = text) when no row is ragged, but "
-    "takes _row from the lines left after dropping blank ones, so any blank line, even one "
-    "at the end of the file, fails with polars ShapeError"
-)
-HEADER_ONLY_BUG = (
-    "BUG: sources._read_text splits the text into lines with pl.read_csv(skip_rows=1), which "
-    "raises polars NoDataError when the header is the only line, before the no_rows check"
-)
-
 
 def write(tmp_path: Path, name: str, data: bytes) -> Path:
     path = tmp_path / name
@@ -203,7 +193,6 @@ def test_quoted_fields_keep_their_commas_quotes_and_line_breaks(tmp_path: Path) 
     assert source.bad_rows == []
 
 
-@pytest.mark.xfail(strict=True, reason=BLANK_LINES_BUG)
 def test_blank_lines_are_skipped_but_still_counted(tmp_path: Path) -> None:
     text = "会员卡号,姓名\r\nA1,张三\r\n\r\n   \r\nA2,李四\r\n\r\n"
 
@@ -213,11 +202,6 @@ def test_blank_lines_are_skipped_but_still_counted(tmp_path: Path) -> None:
     assert row_numbers(source) == [2, 5]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: sources._read_text keeps a row of empty fields (',,' as Excel saves an "
-    "empty row) as a data row of nulls, while XLSX and _read_quoted skip such rows",
-)
 def test_a_row_of_only_separators_is_an_empty_row_and_is_skipped(tmp_path: Path) -> None:
     text = "会员卡号,姓名,城市\r\nA1,张三,上海\r\n,,\r\nA2,李四,北京\r\n"
 
@@ -345,11 +329,6 @@ def test_a_sheet_with_only_a_header_has_no_rows(files: Files) -> None:
     assert refusal(path) == ("members.xlsx", "dataio.file.no_rows", {})
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: sources._read_xlsx never calls _check_headers: fastexcel renames the second "
-    "'手机号' to '手机号_1', so the column is silently ignored instead of refused",
-)
 def test_two_columns_with_the_same_header_in_a_sheet_are_refused(files: Files) -> None:
     path = files.xlsx(
         "members.xlsx",
@@ -442,13 +421,11 @@ def _random_bytes() -> bytes:
         pytest.param(
             "会员卡号,姓名\r\n".encode(),
             "dataio.file.no_rows",
-            marks=pytest.mark.xfail(strict=True, reason=HEADER_ONLY_BUG),
         ),
         ("会员卡号,姓名\r\n\r\n\r\n".encode(), "dataio.file.no_rows"),
         pytest.param(
             "会员卡号,姓名".encode(),
             "dataio.file.no_rows",
-            marks=pytest.mark.xfail(strict=True, reason=HEADER_ONLY_BUG),
         ),
         (b",,\r\nA1,x,y\r\n", "dataio.file.no_header"),
         (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10", "dataio.file.binary"),

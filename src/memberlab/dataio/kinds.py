@@ -153,6 +153,7 @@ MEMBERS = ImportKind(
             ("enrol_channel", "注册渠道", "入会渠道", "开卡渠道", "join_channel"),
             choices=CHANNELS,
             open_choices=True,
+            max_length=32,
         ),
         FieldSpec(
             "enrol_store",
@@ -186,6 +187,7 @@ TRANSACTIONS = ImportKind(
             choices=CHANNELS,
             default="store",
             open_choices=True,
+            max_length=32,
         ),
         FieldSpec("store", FieldType.ID, _STORE),
         FieldSpec("sku", FieldType.ID, _SKU),
@@ -245,6 +247,7 @@ RETURNS = ImportKind(
             choices=CHANNELS,
             default="store",
             open_choices=True,
+            max_length=32,
         ),
         FieldSpec("store", FieldType.ID, _STORE),
     ),
@@ -290,7 +293,14 @@ RESPONSES = ImportKind(
             ("touchpoint", "触点", "接触点", "服务环节"),
             max_length=64,
         ),
-        FieldSpec("channel", FieldType.CHOICE, _CHANNEL, choices=CHANNELS, open_choices=True),
+        FieldSpec(
+            "channel",
+            FieldType.CHOICE,
+            _CHANNEL,
+            choices=CHANNELS,
+            open_choices=True,
+            max_length=32,
+        ),
         FieldSpec("store", FieldType.ID, _STORE),
         FieldSpec("language", FieldType.CHOICE, ("language", "语言", "lang"), choices=LANGUAGES),
         FieldSpec(
@@ -406,7 +416,12 @@ PRODUCTS = ImportKind(
 STORES = ImportKind(
     name="stores",
     fields=(
-        FieldSpec("store_id", FieldType.ID, ("store_id", *_STORE), required=True),
+        FieldSpec(
+            "store_id",
+            FieldType.ID,
+            ("store_id", *(h for h in _STORE if h != "store_id")),
+            required=True,
+        ),
         FieldSpec(
             "name_zh", FieldType.TEXT, ("name_zh", "门店名称", "店名", "名称"), max_length=200
         ),

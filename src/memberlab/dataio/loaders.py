@@ -29,7 +29,7 @@ from memberlab.dataio.kinds import KINDS
 from memberlab.dataio.prepare import Prepared, Reject, prepare
 from memberlab.experience.models import SurveyResponse
 from memberlab.ledger import bulk
-from memberlab.ledger.models import ImportRun
+from memberlab.ledger.models import ImportRun, Order, OrderReturn
 from memberlab.members.models import Member
 from memberlab.programs import service as program_service
 from memberlab.programs.schema import ProgramDefinition
@@ -109,7 +109,7 @@ def run_import(
         prepared.rejects.extend(late)
         if late and options.all_or_nothing:
             refused, loaded, skipped, enrolled = True, 0, 0, 0
-    if kind != "transactions" and not options.dry_run:
+    if kind not in ("transactions", "returns") and not options.dry_run:  # bulk records its own
         _record_run(state, tenant_id, kind, path, now, prepared, loaded, skipped, refused)
     prepared.rejects.sort(key=lambda r: (r.row or 0, r.column or ""))
     rejects_file = None
@@ -371,8 +371,10 @@ def _upsert(
     key: str,
     fields: list[str],
     now: datetime,
+    all_fields: list[str],
 ) -> tuple[int, int]:
-    """Insert new rows, update changed ones; unchanged rows count as skipped."""
+    """Insert new rows, update changed ones (only ``fields``, those the file has); unchanged
+    rows count as skipped."""
     with state.database.session(tenant_id=tenant_id) as session:
         stored = {getattr(row, key): row for row in session.scalars(select(model)).all()}
         new: list[dict[str, Any]] = []
@@ -380,8 +382,9 @@ def _upsert(
         for record in frame.iter_rows(named=True):
             values = {f: record[f] for f in fields}
             existing = stored.get(record[key])
-            if existing is None:
-                new.append({key: record[key], **values, "updated_at": now})
+            if existing is None:  # a new row takes every field, defaults included
+                every = {f: record[f] for f in all_fields if f in record}
+                new.append({key: record[key], **every, "updated_at": now})
             elif any(getattr(existing, f) != v for f, v in values.items()):
                 session.execute(
                     update(model)
@@ -395,6 +398,11 @@ def _upsert(
     return len(new) + changed, frame.height - len(new) - changed
 
 
+def _present(prepared: Prepared, fields: list[str]) -> list[str]:
+    """The fields the file has a column for: a price list updates prices, not names."""
+    return [f for f in fields if f in prepared.mapping.columns]
+
+
 def _load_stores(
     state: AppState,
     tenant_id: int,
@@ -405,8 +413,9 @@ def _load_stores(
     options: ImportOptions,
     progress: Callable[[int, int], None] | None,
 ) -> LoadOutcome:
-    fields = ["name_zh", "name_en", "city", "city_en", "opened_on"]
-    loaded, skipped = _upsert(state, tenant_id, frame, Store, "store_id", fields, now)
+    fields = _present(prepared, ["name_zh", "name_en", "city", "city_en", "opened_on"])
+    every = ["name_zh", "name_en", "city", "city_en", "opened_on"]
+    loaded, skipped = _upsert(state, tenant_id, frame, Store, "store_id", fields, now, every)
     return loaded, skipped, 0, []
 
 
@@ -421,8 +430,10 @@ def _load_products(
     progress: Callable[[int, int], None] | None,
 ) -> LoadOutcome:
     frame = frame.rename({"price": "price_minor"})
-    fields = ["name_zh", "name_en", "category", "price_minor"]
-    loaded, skipped = _upsert(state, tenant_id, frame, Product, "sku", fields, now)
+    fields = _present(prepared, ["name_zh", "name_en", "category", "price"])
+    fields = ["price_minor" if f == "price" else f for f in fields]
+    every = ["name_zh", "name_en", "category", "price_minor"]
+    loaded, skipped = _upsert(state, tenant_id, frame, Product, "sku", fields, now, every)
     return loaded, skipped, 0, []
 
 
@@ -506,6 +517,7 @@ def _load_events(
     """
     events = to_events(frame, prepared.kind.name)
     stage(events, state.settings.data_dir, tenant_id, prepared)
+    existing = _stored_events(state, tenant_id, events)
     try:
         report = bulk.apply_events(
             state.database,
@@ -517,30 +529,62 @@ def _load_events(
             progress=progress,
             all_or_nothing=options.all_or_nothing,
             advance_to=now,
+            run_kind=prepared.kind.name,
         )
     except bulk.AllOrNothingRefused as refused:
         report = refused.report
-    rows_by_id: dict[str, tuple[int, str]] = {}
-    for row, order_id, return_id in events.select("row", "order_id", "return_id").iter_rows():
-        rows_by_id.setdefault(
-            return_id or order_id, (row, "return_id" if return_id else "order_id")
-        )
-        rows_by_id.setdefault(order_id, (row, "order_id"))
+    # The engine counts orders and returns; the summary counts the file's rows.
+    keyed = events.with_columns(
+        pl.when(pl.col("kind") == "return")
+        .then(pl.coalesce("return_id", pl.col("order_id") + ":return"))
+        .otherwise(pl.col("order_id"))
+        .alias("_key")
+    )
+    refused_keys = {str(r.get("value")) for r in report.rejects if r.get("column") != "member_id"}
+    refused_members = {
+        str(r.get("value")) for r in report.rejects if r.get("column") == "member_id"
+    }
+    refused_rows = keyed.filter(
+        pl.col("_key").is_in(list(refused_keys)) | pl.col("member_id").is_in(list(refused_members))
+    )
+    reasons = {str(r.get("value")): r for r in report.rejects}
     late: list[Reject] = []
-    for item in report.rejects:
-        value = item.get("value")
-        row, column = rows_by_id.get(str(value), (None, item.get("column") or "order_id"))
-        header = prepared.mapping.columns.get(column, column)
+    for row, key, member_id, kind in refused_rows.select(
+        "row", "_key", "member_id", "kind"
+    ).iter_rows():
+        item = reasons.get(key) or reasons[member_id]
+        column = (
+            "member_id"
+            if item.get("column") == "member_id"
+            else ("return_id" if kind == "return" else "order_id")
+        )
+        value = member_id if column == "member_id" else key
         late.append(
             Reject(
                 row,
-                header,
-                None if value is None else str(value),
+                prepared.mapping.columns.get(column, column),
+                value,
                 item["key"],
                 {"value": value, **(item.get("params") or {})},
             )
         )
-    return report.applied, report.skipped, report.members_enrolled, late
+    if options.all_or_nothing and late:
+        return 0, 0, 0, late
+    skipped_rows = keyed.filter(pl.col("_key").is_in(list(existing))).height
+    loaded_rows = keyed.height - skipped_rows - refused_rows.height
+    return loaded_rows, skipped_rows, report.members_enrolled, late
+
+
+def _stored_events(state: AppState, tenant_id: int, events: pl.DataFrame) -> set[str]:
+    """The orders and returns of ``events`` already in the store (a rerun skips them)."""
+    orders = events.filter(pl.col("kind") != "return")["order_id"].unique().to_list()
+    returns = events.filter(pl.col("kind") == "return").select(
+        pl.coalesce("return_id", pl.col("order_id") + ":return")
+    )
+    with state.database.session(tenant_id=tenant_id) as session:
+        found = set(_existing(session, Order.order_id, orders))
+        found |= set(_existing(session, OrderReturn.return_id, returns.to_series().to_list()))
+    return found
 
 
 def stage(events: pl.DataFrame, data_dir: Path, tenant_id: int, prepared: Prepared) -> Path:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import polars as pl
 
@@ -131,7 +132,7 @@ def parse_frame(
         columns.append(typed.alias(spec.name))
     frame = frame.with_columns(columns)
     frame = frame.with_columns(
-        _problem(spec, pl.col(f"_text_{spec.name}"), pl.col(spec.name), now).alias(
+        _problem(spec, pl.col(f"_text_{spec.name}"), pl.col(spec.name), now, timezone).alias(
             f"{PROBLEM}:{spec.name}"
         )
         for spec in mapped
@@ -282,7 +283,9 @@ def _parse(spec: FieldSpec, text: pl.Expr, timezone: str) -> pl.Expr:
             return text
 
 
-def _problem(spec: FieldSpec, text: pl.Expr, value: pl.Expr, now: datetime) -> pl.Expr:
+def _problem(
+    spec: FieldSpec, text: pl.Expr, value: pl.Expr, now: datetime, timezone: str
+) -> pl.Expr:
     """A message key where the row's value is not acceptable, else null."""
     given = text.is_not_null()
     unreadable = given & value.is_null()
@@ -298,7 +301,9 @@ def _problem(spec: FieldSpec, text: pl.Expr, value: pl.Expr, now: datetime) -> p
             checks.append((value > pl.lit(now.astimezone(UTC)), "dataio.v.future"))
         case FieldType.DATE:
             checks.append((unreadable, "dataio.v.not_a_date"))
-            checks.append((value > pl.lit(now.date()), "dataio.v.future"))
+            # today on the tenant's calendar, not in UTC
+            today = now.astimezone(ZoneInfo(timezone)).date()
+            checks.append((value > pl.lit(today), "dataio.v.future"))
             checks.append((value.dt.year() < 1900, "dataio.v.too_old"))
         case FieldType.AMOUNT:
             checks.append((unreadable, "dataio.v.not_an_amount"))
@@ -312,6 +317,7 @@ def _problem(spec: FieldSpec, text: pl.Expr, value: pl.Expr, now: datetime) -> p
                 checks.append((value > spec.maximum, "dataio.v.above_maximum"))
         case FieldType.CHOICE:
             checks.append((unreadable, "dataio.v.choice"))
+            checks.append((value.str.len_chars() > spec.max_length, "dataio.v.too_long"))
         case FieldType.MOBILE:
             checks.append((unreadable, "dataio.v.mobile"))
         case FieldType.TEXT:

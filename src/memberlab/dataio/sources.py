@@ -101,6 +101,10 @@ def _read_xlsx(path: Path, sheet: str | None) -> Source:
     if sheet is not None and sheet not in names:
         raise _fail(path, "dataio.file.no_sheet", sheet=sheet, sheets=", ".join(names))
     chosen = sheet if sheet is not None else names[0]
+    # the header row as written: fastexcel renames a repeated header (手机号, 手机号_1)
+    first = workbook.load_sheet(chosen, header_row=None, n_rows=1, dtypes="string")
+    written = [str(v) for v in pl.from_arrow(first.to_arrow()).row(0) if v is not None]  # type: ignore[union-attr]
+    _check_headers(path, list(written))
     # Everything as text except dates, which Excel stores as numbers with a date format.
     loaded = workbook.load_sheet(chosen, dtypes="string")
     frame = pl.from_arrow(loaded.to_arrow())
@@ -188,6 +192,8 @@ def _read_text(path: Path, encoding: str | None) -> Source:
     headers = next(csv.reader([first_line], delimiter=separator))
     _check_headers(path, headers)
     body = text.encode("utf-8")
+    if not text.split("\n", 1)[1:] or not text.split("\n", 1)[1].strip():
+        raise _fail(path, "dataio.file.no_rows")
     # Every line as one string (0x1f never occurs in text), to count its fields natively.
     lines = pl.read_csv(
         body,
@@ -198,11 +204,13 @@ def _read_text(path: Path, encoding: str | None) -> Source:
         schema_overrides={"line": pl.String},
         skip_rows=1,
     ).with_row_index("_row", offset=2)
-    lines = lines.with_columns(pl.col("line").str.strip_suffix("\r")).filter(
-        pl.col("line").str.strip_chars() != ""
-    )
+    read_lines = lines.height
+    # an empty line, or one of separators only (how Excel saves an empty row), is no row
+    blank = pl.col("line").str.replace_all(separator, "", literal=True).str.strip_chars(' "\r')
+    lines = lines.with_columns(pl.col("line").str.strip_suffix("\r")).filter(blank != "")
     if lines.height == 0:
         raise _fail(path, "dataio.file.no_rows")
+    skipped_lines = read_lines != lines.height
     if quoted and (lines["line"].str.count_matches('"', literal=True) % 2 == 1).any():
         # a quoted field spans lines: only a real CSV reader can tell where records end
         return _read_quoted(path, text, used, separator)
@@ -225,12 +233,13 @@ def _read_text(path: Path, encoding: str | None) -> Source:
             separator=separator,
             bad_rows=bad_rows,
         )
-    if bad_rows:
+    rebuilt = bool(bad_rows) or skipped_lines
+    if rebuilt:
         body = good["line"].str.join("\n").item().encode("utf-8")
     frame = pl.read_csv(
         body,
         has_header=False,
-        skip_rows=0 if bad_rows else 1,
+        skip_rows=0 if rebuilt else 1,
         separator=separator,
         infer_schema=False,
         quote_char='"' if quoted else None,

@@ -321,6 +321,7 @@ def apply_events(
     chunk_members: int = CHUNK_MEMBERS,
     all_or_nothing: bool = False,
     advance_to: datetime | None = None,
+    run_kind: str = "transactions",
 ) -> ImportReport:
     """Apply checked events (canonical columns, times in UTC, amounts in minor units).
 
@@ -334,9 +335,7 @@ def apply_events(
     """
     with database.session(tenant_id=tenant_id) as session:
         _, program = program_at(session, now)
-        run = ImportRun(
-            kind="transactions", file_name=file_name, file_sha256=file_sha256, started_at=now
-        )
+        run = ImportRun(kind=run_kind, file_name=file_name, file_sha256=file_sha256, started_at=now)
         session.add(run)
         session.flush()
         run_id = run.id
@@ -531,7 +530,7 @@ def _apply_chunk(
                     {
                         "row": None,
                         "column": "order_id",
-                        "value": getattr(event, "order_id", event[0]),
+                        "value": event.order_id if kind == 0 else event[0],
                         "key": error.key,
                         "params": error.params,
                     }
