@@ -224,7 +224,8 @@ def _as_text(raw: pl.DataFrame, header: str, spec: FieldSpec) -> pl.Expr:
     dtype = raw.schema[header]
     column = pl.col(header)
     if dtype == pl.String:
-        return values.normalise_text(column)
+        full_width = bool(raw[header].str.contains(values.FULL_WIDTH_PATTERN).any())
+        return values.normalise_text(column, full_width=full_width)
     if dtype.is_float() and spec.type == FieldType.AMOUNT:
         column = column.round(6)  # 0.1 + 0.2 is 0.3 yuan, not a fraction of a fen
     if dtype.is_float() and spec.type in (FieldType.INTEGER, FieldType.ID, FieldType.MOBILE):

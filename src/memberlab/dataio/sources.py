@@ -194,6 +194,9 @@ def _read_text(path: Path, encoding: str | None) -> Source:
     body = text.encode("utf-8")
     if not text.split("\n", 1)[1:] or not text.split("\n", 1)[1].strip():
         raise _fail(path, "dataio.file.no_rows")
+    fast = _read_regular(body, headers, separator, quoted)
+    if fast is not None:
+        return Source(fast, headers, "csv", encoding=used, separator=separator)
     # Every line as one string (0x1f never occurs in text), to count its fields natively.
     lines = pl.read_csv(
         body,
@@ -248,6 +251,37 @@ def _read_text(path: Path, encoding: str | None) -> Source:
     frame.columns = headers
     frame = frame.with_columns(good["_row"].cast(pl.UInt32).alias("_row"))
     return Source(frame, headers, "csv", encoding=used, separator=separator, bad_rows=bad_rows)
+
+
+def _read_regular(
+    body: bytes, headers: list[str], separator: str, quoted: bool
+) -> pl.DataFrame | None:
+    """The common case in one native pass: every line a row with exactly the header's fields.
+
+    Returns None when the file is not that regular (a row with too many or too few fields,
+    an empty line, a record over several lines); the careful line-by-line reading then
+    finds and numbers the odd rows.
+    """
+    try:
+        frame = pl.read_csv(
+            body,
+            has_header=False,
+            skip_rows=1,
+            separator=separator,
+            infer_schema=False,
+            quote_char='"' if quoted else None,
+            new_columns=[f"c{i}" for i in range(len(headers))],
+        )
+    except (pl.exceptions.ComputeError, pl.exceptions.NoDataError):
+        return None
+    # A short row leaves its last field null; an empty line is a row of nulls. Either needs
+    # the careful path (a genuinely empty last cell costs only that detour).
+    if frame.height == 0 or frame[f"c{len(headers) - 1}"].null_count():
+        return None
+    if quoted and body.count(b"\n") != frame.height + 1 - (not body.endswith(b"\n")):
+        return None  # a quoted field holds a line break: records and lines differ
+    frame.columns = headers
+    return frame.with_row_index("_row", offset=2).select(*headers, "_row")
 
 
 def _read_quoted(path: Path, text: str, used: str, separator: str) -> Source:
