@@ -735,6 +735,51 @@ def test_a_first_jobs_run_after_a_long_time_expires_birthday_points_given_in_tha
     assert points_of(client, tea, "T-1")["balances"]["available"] == 300
 
 
+def test_jobs_load_only_members_with_something_due(
+    client: TestClient, tea: TenantWithKeys, state: AppState, clock: FixedClock
+) -> None:
+    # T-2 buys on 1 October and the jobs of 1 November release its points: nothing is due
+    # for T-2 until a notice or a review. T-1 buys on 10 November: 100 points pending until
+    # 13 November 12:00 (3 days).
+    created(
+        post(
+            client,
+            tea,
+            "/purchases",
+            purchase("T-2", "d-2", "2026-10-01T12:00:00+08:00", ("t", "tea", "100.00")),
+        )
+    )
+    settled = client.post(
+        f"{API}/jobs/run", json={"as_of": "2026-11-01T00:00:00+08:00"}, headers=tea.headers()
+    ).json()
+    assert (settled["members"], settled["released"]) == (1, 1)
+    created(
+        post(
+            client,
+            tea,
+            "/purchases",
+            purchase("T-1", "d-1", "2026-11-10T12:00:00+08:00", ("t", "tea", "100.00")),
+        )
+    )
+    clock.now = datetime(2026, 11, 25, tzinfo=UTC)
+
+    before_due = client.post(
+        f"{API}/jobs/run", json={"as_of": "2026-11-13T11:00:00+08:00"}, headers=tea.headers()
+    ).json()
+    at_due = client.post(
+        f"{API}/jobs/run", json={"as_of": "2026-11-13T13:00:00+08:00"}, headers=tea.headers()
+    ).json()
+
+    # an hour before the release nobody is loaded, yet every state has moved to that hour
+    assert (before_due["members"], before_due["released"]) == (0, 0)
+    # at the release only T-1 is loaded
+    assert (at_due["members"], at_due["released"]) == (1, 1)
+    assert points_of(client, tea, "T-1")["balances"]["pending"] == 0
+    with state.database.session(tenant_id=tea.tenant.id) as session:
+        moments = set(session.scalars(select(MemberStateRow.as_of)))
+    assert moments == {datetime(2026, 11, 13, 5, 0, tzinfo=UTC)}
+
+
 # --- reading: points, ledger, liability --------------------------------------------------------
 
 

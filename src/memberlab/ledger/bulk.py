@@ -623,6 +623,7 @@ def _load_states(
     known: dict[str, Any],
     now: datetime,
 ) -> dict[int, store.Loaded]:
+    notice_days = program.points.expiring_notice_days
     by_pk = {row.id: row for row in known.values()}
     rows = (
         {
@@ -678,7 +679,7 @@ def _load_states(
             state = rules.new_member_state(
                 program, enrolled_at=member.enrolled_at, birthday=member.birthday_month_day
             )
-            loaded[pk] = store.Loaded(pk, state, is_new=True)
+            loaded[pk] = store.Loaded(pk, state, is_new=True, notice_days=notice_days)
             continue
         state = store.state_from_row(
             row, enrolled_at=member.enrolled_at, birthday=member.birthday_month_day
@@ -690,6 +691,7 @@ def _load_states(
             state,
             is_new=False,
             lots_before={lot.seq: (lot.remaining, lot.released, lot.noticed) for lot in state.lots},
+            notice_days=notice_days,
         )
     return loaded
 
@@ -861,7 +863,7 @@ class _Rows:
                     }
                 )
         loaded.state.retired.clear()
-        values = store.state_row(tenant_id, member_pk, loaded.state, now)
+        values = store.state_row(tenant_id, member_pk, loaded.state, now, loaded.notice_days)
         if loaded.is_new:
             self.new_states.append(
                 tuple(

@@ -3,6 +3,11 @@
 Releasing pending points, expiring lots, expiring-soon notices, birthday bonuses and tier
 reviews are all ``rules.advance``; running the jobs twice for the same ``as_of`` changes
 nothing the second time, because each member's state remembers how far it has advanced.
+
+Only members with something due by ``as_of`` (``member_states.next_due_at``) are loaded;
+the others move to ``as_of`` in one UPDATE, exactly what ``rules.advance`` does for a
+member with nothing due. An hourly run over a million members thus touches only the few
+whose points are released or expire, whose birthday or review falls, in that hour.
 """
 
 from __future__ import annotations
@@ -10,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
-from sqlalchemy import or_, select
+from sqlalchemy import or_, select, update
 
 from memberlab.ledger.models import MemberState as MemberStateRow
 from memberlab.ledger.schemas import JobsReport
@@ -34,6 +39,15 @@ def run_jobs(
         birthday_bonuses=0,
         notices=0,
     )
+    ctx.session.execute(
+        update(MemberStateRow)
+        .where(
+            MemberStateRow.next_due_at > as_of,
+            or_(MemberStateRow.as_of.is_(None), MemberStateRow.as_of < as_of),
+        )
+        .values(as_of=as_of)
+        .execution_options(synchronize_session=False)
+    )
     last_pk = 0
     while True:
         members = list(
@@ -43,6 +57,12 @@ def run_jobs(
                 .where(
                     Member.id > last_pk,
                     Member.enrolled_at <= as_of,
+                    # members never loaded, and those with something due by ``as_of``
+                    or_(
+                        MemberStateRow.member_pk.is_(None),
+                        MemberStateRow.next_due_at.is_(None),
+                        MemberStateRow.next_due_at <= as_of,
+                    ),
                     or_(MemberStateRow.as_of.is_(None), MemberStateRow.as_of < as_of),
                 )
                 .order_by(Member.id)

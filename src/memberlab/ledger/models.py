@@ -53,9 +53,14 @@ class MemberState(TenantScoped, Base):
     plan_code: Mapped[str | None] = mapped_column(String(64))
     plan_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
     next_seq: Mapped[int] = mapped_column(BigInteger, default=1)
+    # when time alone next changes this member (None: unknown, i.e. now): jobs skip the rest
+    next_due_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     updated_at: Mapped[datetime] = mapped_column(UtcDateTime())
 
-    __table_args__ = (Index("ix_member_states_tenant_tier", "tenant_id", "tier"),)
+    __table_args__ = (
+        Index("ix_member_states_tenant_tier", "tenant_id", "tier"),
+        Index("ix_member_states_tenant_due", "tenant_id", "next_due_at"),
+    )
 
 
 class LedgerEntry(TenantScoped, Base):

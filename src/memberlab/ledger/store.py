@@ -30,6 +30,7 @@ class Loaded:
     state: rules.MemberState
     is_new: bool
     lots_before: dict[int, tuple[int, bool, bool]] = field(default_factory=dict)
+    notice_days: int = 0  # the program's expiring-soon window, for ``next_due_at``
 
 
 def lock_member(session: Session, member_pk: int) -> None:
@@ -57,6 +58,7 @@ def load(
 ) -> Loaded:
     if lock:
         lock_member(session, member.id)
+    notice_days = program.points.expiring_notice_days
     row = session.execute(
         select(MemberStateRow).where(
             MemberStateRow.tenant_id == tenant_id, MemberStateRow.member_pk == member.id
@@ -66,7 +68,7 @@ def load(
         state = rules.new_member_state(
             program, enrolled_at=member.enrolled_at, birthday=member.birthday_month_day
         )
-        return Loaded(member.id, state, is_new=True)
+        return Loaded(member.id, state, is_new=True, notice_days=notice_days)
     state = state_from_row(row, enrolled_at=member.enrolled_at, birthday=member.birthday_month_day)
     lots = session.execute(
         select(PointsLot).where(
@@ -95,6 +97,7 @@ def load(
         state,
         is_new=False,
         lots_before={lot.seq: (lot.remaining, lot.released, lot.noticed) for lot in state.lots},
+        notice_days=notice_days,
     )
 
 
@@ -199,7 +202,7 @@ def lot_row(tenant_id: int, member_pk: int, lot: rules.Lot) -> dict[str, Any]:
 
 
 def state_row(
-    tenant_id: int, member_pk: int, state: rules.MemberState, now: datetime
+    tenant_id: int, member_pk: int, state: rules.MemberState, now: datetime, notice_days: int
 ) -> dict[str, Any]:
     return {
         "tenant_id": tenant_id,
@@ -225,6 +228,7 @@ def state_row(
         "plan_code": state.plan_code,
         "plan_until": state.plan_until,
         "next_seq": state.next_seq,
+        "next_due_at": rules.due_at(state, notice_days),
         "updated_at": now,
     }
 
@@ -262,7 +266,7 @@ def save(
                 .values(remaining=lot.remaining, released=lot.released, noticed=lot.noticed)
                 .execution_options(synchronize_session=False)
             )
-    values = state_row(tenant_id, member_pk, state, now)
+    values = state_row(tenant_id, member_pk, state, now, loaded.notice_days)
     if loaded.is_new:
         session.execute(insert(MemberStateRow), [values])
         loaded.is_new = False

@@ -661,6 +661,8 @@ def advance(program: ProgramDefinition, state: MemberState, until: datetime) -> 
     outcome = Outcome()
     start = state.as_of or state.enrolled_at
     if until <= start:
+        if state.calendar_due is None:  # a new member: when its first birthday/review falls
+            _plan_calendar(program, state, start)
         return outcome
     if state.next_due is not None and until < state.next_due:
         state.as_of = until  # nothing is due yet: a cheap step
@@ -704,12 +706,17 @@ def advance(program: ProgramDefinition, state: MemberState, until: datetime) -> 
     state.as_of = until
     _prune_activity(program, state, until)
     if calendar:
-        horizon = until + timedelta(days=400)
-        reviews = review_instants(program, state, until, horizon)
-        birthdays = _birthdays(program, state, until, horizon)
-        state.calendar_due = min([horizon, *reviews[:1], *birthdays[:1]])
+        _plan_calendar(program, state, until)
     state.next_due = _next_due(program, state)
     return outcome
+
+
+def _plan_calendar(program: ProgramDefinition, state: MemberState, since: datetime) -> None:
+    """``calendar_due``: the first birthday or tier review after ``since`` (or 400 days on)."""
+    horizon = since + timedelta(days=400)
+    reviews = review_instants(program, state, since, horizon)
+    birthdays = _birthdays(program, state, since, horizon)
+    state.calendar_due = min([horizon, *reviews[:1], *birthdays[:1]])
 
 
 def _next_due(program: ProgramDefinition, state: MemberState) -> datetime:
@@ -726,6 +733,19 @@ def _next_due(program: ProgramDefinition, state: MemberState) -> datetime:
         due = min(due, _lot_due(lot, window))
     state.lots = kept
     return due
+
+
+def due_at(state: MemberState, notice_days: int) -> datetime | None:
+    """When time alone will next change this member (a release, an expiry, an expiring-soon
+    notice, a birthday or a tier review), for jobs to skip everyone with nothing due.
+
+    Pure (unlike ``_next_due``); None when the calendar has not been worked out yet, which
+    callers must treat as "due now".
+    """
+    if state.calendar_due is None:
+        return None
+    window = timedelta(days=notice_days)
+    return min([state.calendar_due, *(_lot_due(lot, window) for lot in state.lots)])
 
 
 def _lot_due(lot: Lot, notice_window: timedelta) -> datetime:
