@@ -104,7 +104,7 @@ def run_import(
     loaded = skipped = enrolled = 0
     refused = options.all_or_nothing and bool(prepared.rejects)
     if not options.dry_run and not refused:
-        outcome = load(state, tenant_id, prepared, frame, program, now, options, progress)
+        outcome = load(LoadJob(state, tenant_id, prepared, frame, program, now, options, progress))
         loaded, skipped, enrolled, late = outcome
         prepared.rejects.extend(late)
         if late and options.all_or_nothing:
@@ -312,16 +312,22 @@ def _members_taken(
 LoadOutcome = tuple[int, int, int, list[Reject]]  # loaded, skipped, members enrolled, rejects
 
 
-def _load_members(
-    state: AppState,
-    tenant_id: int,
-    prepared: Prepared,
-    frame: pl.DataFrame,
-    program: ProgramDefinition | None,
-    now: datetime,
-    options: ImportOptions,
-    progress: Callable[[int, int], None] | None,
-) -> LoadOutcome:
+@dataclass
+class LoadJob:
+    """What a loader needs: the store, the checked rows and how the import was asked for."""
+
+    state: AppState
+    tenant_id: int
+    prepared: Prepared
+    frame: pl.DataFrame  # the rows that passed every check
+    program: ProgramDefinition | None
+    now: datetime
+    options: ImportOptions
+    progress: Callable[[int, int], None] | None
+
+
+def _load_members(job: LoadJob) -> LoadOutcome:
+    state, tenant_id, frame, now = job.state, job.tenant_id, job.frame, job.now
     vault = state.vault
     with state.database.session(tenant_id=tenant_id) as session:
         present = set(_existing(session, Member.member_id, frame["member_id"].to_list()))
@@ -364,18 +370,17 @@ def _load_members(
 
 
 def _upsert(
-    state: AppState,
-    tenant_id: int,
+    job: LoadJob,
     frame: pl.DataFrame,
     model: Any,
     key: str,
     fields: list[str],
-    now: datetime,
     all_fields: list[str],
 ) -> tuple[int, int]:
     """Insert new rows, update changed ones (only ``fields``, those the file has); unchanged
     rows count as skipped."""
-    with state.database.session(tenant_id=tenant_id) as session:
+    now = job.now
+    with job.state.database.session(tenant_id=job.tenant_id) as session:
         stored = {getattr(row, key): row for row in session.scalars(select(model)).all()}
         new: list[dict[str, Any]] = []
         changed = 0
@@ -403,37 +408,20 @@ def _present(prepared: Prepared, fields: list[str]) -> list[str]:
     return [f for f in fields if f in prepared.mapping.columns]
 
 
-def _load_stores(
-    state: AppState,
-    tenant_id: int,
-    prepared: Prepared,
-    frame: pl.DataFrame,
-    program: ProgramDefinition | None,
-    now: datetime,
-    options: ImportOptions,
-    progress: Callable[[int, int], None] | None,
-) -> LoadOutcome:
-    fields = _present(prepared, ["name_zh", "name_en", "city", "city_en", "opened_on"])
+def _load_stores(job: LoadJob) -> LoadOutcome:
     every = ["name_zh", "name_en", "city", "city_en", "opened_on"]
-    loaded, skipped = _upsert(state, tenant_id, frame, Store, "store_id", fields, now, every)
+    loaded, skipped = _upsert(
+        job, job.frame, Store, "store_id", _present(job.prepared, every), every
+    )
     return loaded, skipped, 0, []
 
 
-def _load_products(
-    state: AppState,
-    tenant_id: int,
-    prepared: Prepared,
-    frame: pl.DataFrame,
-    program: ProgramDefinition | None,
-    now: datetime,
-    options: ImportOptions,
-    progress: Callable[[int, int], None] | None,
-) -> LoadOutcome:
-    frame = frame.rename({"price": "price_minor"})
-    fields = _present(prepared, ["name_zh", "name_en", "category", "price"])
-    fields = ["price_minor" if f == "price" else f for f in fields]
+def _load_products(job: LoadJob) -> LoadOutcome:
+    frame = job.frame.rename({"price": "price_minor"})
+    present = _present(job.prepared, ["name_zh", "name_en", "category", "price"])
+    fields = ["price_minor" if f == "price" else f for f in present]
     every = ["name_zh", "name_en", "category", "price_minor"]
-    loaded, skipped = _upsert(state, tenant_id, frame, Product, "sku", fields, now, every)
+    loaded, skipped = _upsert(job, frame, Product, "sku", fields, every)
     return loaded, skipped, 0, []
 
 
@@ -450,16 +438,8 @@ def response_fingerprint(record: dict[str, Any]) -> str:
     return "R" + hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:20]
 
 
-def _load_responses(
-    state: AppState,
-    tenant_id: int,
-    prepared: Prepared,
-    frame: pl.DataFrame,
-    program: ProgramDefinition | None,
-    now: datetime,
-    options: ImportOptions,
-    progress: Callable[[int, int], None] | None,
-) -> LoadOutcome:
+def _load_responses(job: LoadJob) -> LoadOutcome:
+    state, tenant_id, frame, now = job.state, job.tenant_id, job.frame, job.now
     with state.database.session(tenant_id=tenant_id) as session:
         records = list(frame.iter_rows(named=True))
         for record in records:
@@ -500,21 +480,19 @@ def _load_responses(
     return len(rows), len(records) - len(rows), 0, []
 
 
-def _load_events(
-    state: AppState,
-    tenant_id: int,
-    prepared: Prepared,
-    frame: pl.DataFrame,
-    program: ProgramDefinition | None,
-    now: datetime,
-    options: ImportOptions,
-    progress: Callable[[int, int], None] | None,
-) -> LoadOutcome:
+def _load_events(job: LoadJob) -> LoadOutcome:
     """Purchases and returns go through the program's rules, by the engine's bulk path.
 
     The checked events are first staged as Parquet in the data folder, named by the file's
     content: a copy of exactly what was applied, which analyses can read without the store.
     """
+    state, tenant_id, prepared, frame, now = (
+        job.state,
+        job.tenant_id,
+        job.prepared,
+        job.frame,
+        job.now,
+    )
     events = to_events(frame, prepared.kind.name)
     stage(events, state.settings.data_dir, tenant_id, prepared)
     existing = _stored_events(state, tenant_id, events)
@@ -526,8 +504,8 @@ def _load_events(
             file_name=prepared.path.name,
             file_sha256=bulk.file_sha256(prepared.path),
             now=now,
-            progress=progress,
-            all_or_nothing=options.all_or_nothing,
+            progress=job.progress,
+            all_or_nothing=job.options.all_or_nothing,
             advance_to=now,
             run_kind=prepared.kind.name,
         )
@@ -568,7 +546,7 @@ def _load_events(
                 {"value": value, **(item.get("params") or {})},
             )
         )
-    if options.all_or_nothing and late:
+    if job.options.all_or_nothing and late:
         return 0, 0, 0, late
     skipped_rows = keyed.filter(pl.col("_key").is_in(list(existing))).height
     loaded_rows = keyed.height - skipped_rows - refused_rows.height
