@@ -161,6 +161,8 @@ ROUTE_CALLS: dict[tuple[str, str], dict[str, Any]] = {
         "params": {"file_name": "members.csv"},
     },
     ("GET", "/api/v1/exports/{what}"): {},
+    ("GET", "/api/v1/analytics/clv"): {},
+    ("GET", "/api/v1/analytics/rfm"): {},
     ("POST", "/api/v1/webhooks/events/{event_id}/retry"): {},
 }
 

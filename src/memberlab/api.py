@@ -15,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from memberlab import __version__
+from memberlab.analytics.router import router as analytics_router
 from memberlab.core.app_state import AppState
 from memberlab.core.errors import MemberLabError
 from memberlab.core.router import router as access_router
@@ -86,6 +87,7 @@ def create_app(
     api.include_router(ledger_router)
     api.include_router(webhooks_router)
     api.include_router(data_router)
+    api.include_router(analytics_router)
     app.include_router(api)
 
     app.add_exception_handler(MemberLabError, handle_domain_error)

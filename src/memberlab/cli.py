@@ -9,6 +9,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 from typer.core import TyperGroup
 
+from memberlab.analytics.commands import analyze_app
 from memberlab.core import migrate
 from memberlab.core.cli_support import (
     actor,
@@ -58,6 +59,7 @@ app.add_typer(member_app, name="member")
 app.add_typer(jobs_app, name="jobs")
 app.add_typer(import_app, name="import")
 app.add_typer(export_app, name="export")
+app.add_typer(analyze_app, name="analyze")
 app.add_typer(webhooks_app, name="webhooks")
 app.command("liability")(liability_command)
 

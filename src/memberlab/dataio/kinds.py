@@ -83,7 +83,7 @@ class ImportKind:
 
 _MEMBER_ID = ("member_id", "会员id", "会员编号", "会员卡号", "会员号", "卡号", "memberno",
               "membercode", "customer_id", "customerid", "客户id", "客户编号", "顾客id", "用户id",
-              "userid", "card_no", "member")  # fmt: skip
+              "userid", "card_no", "member", "customer", "cust", "cust_id", "客户")  # fmt: skip
 _ORDER_ID = ("order_id", "订单号", "订单编号", "单号", "小票号", "流水号", "交易单号", "订单id",
              "order_no", "orderno", "receipt_no", "transaction_id", "order")  # fmt: skip
 _TIME = ("occurred_at", "order_time", "下单时间", "交易时间", "消费时间", "购买时间", "订单时间",

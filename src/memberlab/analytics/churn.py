@@ -1,0 +1,773 @@
+"""Supervised churn risk: gradient boosting on what was known at a cutoff day, validated on
+a later cutoff.
+
+(P(alive) from the BG/NBD and Pareto/NBD models is the other, model-based view of risk; it
+lives with the lifetime-value models.)
+
+Set-up
+------
+- A *cutoff* is a day. Features use only data on or before it; the label is whether the
+  member made **no** purchase in the ``horizon_days`` days after it (``churned``; default
+  90 days). The members are those with a purchase on or before the cutoff (with
+  ``active_within_days``, only those whose last purchase is that recent).
+- Time-based validation: the model is trained at ``train_cutoff`` and validated at a
+  later ``validation_cutoff``, at least ``horizon_days`` later so that no training label
+  looks into the validation period; the validation labels need data up to
+  ``validation_cutoff + horizon_days``. Nothing after a cutoff enters its features (the
+  tests change the data after the cutoff and check that the features do not move).
+- Scores for ``score_cutoff`` (default: the last transaction day) come from the same
+  model refitted at ``validation_cutoff`` (the latest cutoff with complete labels); with
+  ``refit=False``, from the validated model itself.
+
+Features (per member, at the cutoff)
+------------------------------------
+From ``transactions`` (see ``memberlab.analytics.rfm``): ``recency_days``,
+``frequency`` (purchase days), ``purchase_days_90``, ``purchase_days_365``,
+``spend_total``, ``spend_365``, ``spend_90`` (net yuan), ``spend_per_day`` (per purchase
+day), ``interpurchase_days`` (mean gap between purchase days), ``recency_ratio``
+(recency over that gap), ``trend_90_365`` (share of the last year's purchase days in its
+last 90 days), ``return_share`` (returned / bought), ``first_purchase_days`` (days since
+the first purchase).
+From ``members`` (``member_id, enrolled_at``): ``tenure_days``. The members frame's current
+``tier`` is *not* used: it reflects later data.
+From ``tier_history`` (``member_id, at, tier``) with ``tiers`` (ascending codes):
+``tier_rank`` at the cutoff (0 = entry tier).
+From ``ledger`` (``member_id, at, kind, points``, see ``memberlab.analytics.points``):
+``points_balance``, ``points_earned_365``, ``points_redeemed_share`` (redeemed / earned,
+lifetime), ``days_since_redemption``.
+From ``responses`` (``member_id, responded_at``, ``nps`` 0-10, ``csat`` 1-5, ``ces`` 1-7
+with 7 = very easy; missing answers null or negative): ``responses``, ``last_nps``,
+``mean_nps``, ``mean_csat``, ``mean_ces``, ``low_scores`` (answers at or below the
+``ExperienceScale`` limits: detractor NPS, dissatisfied CSAT, hard CES — the
+incident-like complaints), ``low_scores_90``, ``days_since_response``.
+Missing values stay missing (the model handles them natively).
+
+Report: ROC AUC and the Brier score on the validation cutoff, a reliability table by
+decile of predicted risk, and the main drivers (permutation importance on a sample of the
+validation members, scored by AUC). Everything is deterministic for a ``random_state``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Any
+
+import numpy as np
+import polars as pl
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.inspection import permutation_importance
+from sklearn.metrics import brier_score_loss, roc_auc_score
+from threadpoolctl import threadpool_limits
+
+from memberlab.analytics.fitting import FitWarning
+from memberlab.analytics.points import DEFAULT_KINDS
+from memberlab.analytics.rfm import (
+    DayLike,
+    Frame,
+    as_day,
+    day_number,
+    day_of,
+    purchases,
+    require_columns,
+)
+from memberlab.core.errors import FieldError, InvalidInput, MemberLabError
+from memberlab.core.i18n import Language
+
+__all__ = [
+    "ChurnModel",
+    "ChurnModelError",
+    "ExperienceScale",
+    "churn_features",
+    "churn_labels",
+    "churn_model",
+]
+
+MIN_CLASS = 10  # fewer churners (or stayers) than this and AUC means nothing
+WEAK_AUC = 0.6  # below this the validation AUC earns a warning
+
+
+class ChurnModelError(MemberLabError):
+    """The churn model cannot be trained or validated on these data; the message says why."""
+
+    status = 422
+    key = "analytics.churn.failed"
+    title_key = "analytics.title.fit_failed"
+
+
+@dataclass(frozen=True)
+class ExperienceScale:
+    """Where a survey answer counts as low (a complaint-like signal): at or below these."""
+
+    nps_low: int = 6  # 0-10: 0-6 are detractors
+    csat_low: int = 2  # 1-5: 1-2 dissatisfied
+    ces_low: int = 3  # 1-7, 7 = very easy: 1-3 was hard work
+
+
+@dataclass(frozen=True)
+class ChurnModel:
+    """The trained model, its validation on a later period and the latest scores.
+
+    ``calibration``: ``decile, members, mean_predicted, observed_rate`` (validation set,
+    deciles of predicted risk, 1 = lowest); ``drivers``: ``feature, importance,
+    importance_std`` (mean drop in validation AUC when the feature is shuffled), largest
+    first; ``scores``: ``member_id, churn_risk, risk_decile`` at ``score_cutoff`` (10 =
+    riskiest), riskiest first. Deciles are ten equal groups by rank (equal scores are
+    split by member id).
+    """
+
+    train_cutoff: date
+    validation_cutoff: date
+    score_cutoff: date
+    horizon_days: int
+    features: tuple[str, ...]
+    train_members: int
+    validation_members: int
+    train_churn_rate: float
+    validation_churn_rate: float
+    auc: float
+    brier: float
+    calibration: pl.DataFrame
+    drivers: pl.DataFrame
+    scores: pl.DataFrame
+    refitted: bool
+    model: HistGradientBoostingClassifier = field(repr=False, compare=False)
+    warnings: tuple[FitWarning, ...] = ()
+
+    def as_dict(self, lang: Language | None = None) -> dict[str, Any]:
+        """A JSON-ready summary (without the per-member scores)."""
+        return {
+            "train_cutoff": self.train_cutoff.isoformat(),
+            "validation_cutoff": self.validation_cutoff.isoformat(),
+            "score_cutoff": self.score_cutoff.isoformat(),
+            "horizon_days": self.horizon_days,
+            "features": list(self.features),
+            "train_members": self.train_members,
+            "validation_members": self.validation_members,
+            "train_churn_rate": self.train_churn_rate,
+            "validation_churn_rate": self.validation_churn_rate,
+            "auc": self.auc,
+            "brier": self.brier,
+            "calibration": self.calibration.to_dicts(),
+            "drivers": self.drivers.to_dicts(),
+            "refitted": self.refitted,
+            "warnings": [w.message(lang) for w in self.warnings],
+        }
+
+
+def churn_features(
+    transactions: Frame,
+    *,
+    cutoff: DayLike,
+    members: Frame | None = None,
+    tier_history: Frame | None = None,
+    tiers: Sequence[str] | None = None,
+    ledger: Frame | None = None,
+    responses: Frame | None = None,
+    scale: ExperienceScale = ExperienceScale(),
+    active_within_days: int | None = None,
+    time_zone: str | None = None,
+) -> pl.DataFrame:
+    """Features per member from data on or before ``cutoff`` (see the module notes):
+    ``member_id`` and one Float64 column per feature, sorted by ``member_id``."""
+    day = as_day(cutoff, "cutoff")
+    sources = _Sources.prepare(
+        transactions, members, tier_history, tiers, ledger, responses, time_zone, until=day
+    )
+    return sources.features(day_number(day), scale, active_within_days)
+
+
+def churn_labels(
+    transactions: Frame,
+    *,
+    cutoff: DayLike,
+    horizon_days: int = 90,
+    time_zone: str | None = None,
+) -> pl.DataFrame:
+    """``member_id, churned``: for members with a purchase on or before ``cutoff``, True
+    when they made no purchase in the ``horizon_days`` days after it."""
+    _check_horizon(horizon_days)
+    day = day_number(as_day(cutoff, "cutoff"))
+    rows = purchases(transactions, until=None, time_zone=time_zone).select(
+        "member_id", "day", pl.col("is_purchase").alias("bought")
+    )
+    return _labels(rows.collect(), day, horizon_days)
+
+
+def churn_model(
+    transactions: Frame,
+    *,
+    train_cutoff: DayLike | None = None,
+    validation_cutoff: DayLike | None = None,
+    score_cutoff: DayLike | None = None,
+    horizon_days: int = 90,
+    members: Frame | None = None,
+    tier_history: Frame | None = None,
+    tiers: Sequence[str] | None = None,
+    ledger: Frame | None = None,
+    responses: Frame | None = None,
+    scale: ExperienceScale = ExperienceScale(),
+    active_within_days: int | None = None,
+    refit: bool = True,
+    max_train_rows: int = 200_000,
+    importance_rows: int = 10_000,
+    importance_repeats: int = 3,
+    random_state: int = 0,
+    threads: int | None = 1,
+    time_zone: str | None = None,
+) -> ChurnModel:
+    """Train at ``train_cutoff``, validate at ``validation_cutoff``, score at
+    ``score_cutoff``.
+
+    Defaults: ``score_cutoff`` is the last transaction day, ``validation_cutoff`` is
+    ``horizon_days`` before it and ``train_cutoff`` ``horizon_days`` before that. Training
+    uses at most ``max_train_rows`` members (a seeded sample) and the permutation
+    importance at most ``importance_rows`` validation members. ``threads`` caps the
+    OpenMP threads of the gradient boosting (default 1: on a busy machine several
+    spinning threads are many times slower than one; None uses every core).
+    """
+    _check_horizon(horizon_days)
+    sources = _Sources.prepare(
+        transactions, members, tier_history, tiers, ledger, responses, time_zone, until=None
+    )
+    last_day = sources.last_day
+    score = (
+        day_number(as_day(score_cutoff, "score_cutoff")) if score_cutoff is not None else last_day
+    )
+    valid = (
+        day_number(as_day(validation_cutoff, "validation_cutoff"))
+        if validation_cutoff is not None
+        else score - horizon_days
+    )
+    train = (
+        day_number(as_day(train_cutoff, "train_cutoff"))
+        if train_cutoff is not None
+        else valid - horizon_days
+    )
+    _check_cutoffs(train, valid, last_day, horizon_days)
+
+    rng = np.random.default_rng(random_state)
+    x_train, y_train, names = _dataset(sources, train, horizon_days, scale, active_within_days)
+    x_valid, y_valid, _ = _dataset(sources, valid, horizon_days, scale, active_within_days)
+    for y, cutoff_day in ((y_train, train), (y_valid, valid)):
+        _check_classes(y, cutoff_day)
+    with threadpool_limits(limits=threads, user_api="openmp"):
+        fitted = _model_and_scores(
+            sources,
+            (x_train, y_train, x_valid, y_valid, names),
+            score,
+            scale,
+            active_within_days,
+            refit,
+            max_train_rows,
+            importance_rows,
+            importance_repeats,
+            rng,
+            random_state,
+        )
+    final, p_valid, drivers, scores = fitted
+    auc = float(roc_auc_score(y_valid, p_valid))
+    brier = float(brier_score_loss(y_valid, p_valid))
+    warnings: list[FitWarning] = []
+    if auc < WEAK_AUC:
+        warnings.append(FitWarning("analytics.churn.weak", {"auc": f"{auc:.3f}"}))
+    return ChurnModel(
+        train_cutoff=_date(train),
+        validation_cutoff=_date(valid),
+        score_cutoff=_date(score),
+        horizon_days=horizon_days,
+        features=tuple(names),
+        train_members=int(y_train.size),
+        validation_members=int(y_valid.size),
+        train_churn_rate=float(y_train.mean()),
+        validation_churn_rate=float(y_valid.mean()),
+        auc=auc,
+        brier=brier,
+        calibration=_calibration(p_valid, y_valid),
+        drivers=drivers,
+        scores=scores,
+        refitted=refit,
+        model=final,
+        warnings=tuple(warnings),
+    )
+
+
+# --- the data, prepared once -----------------------------------------------------------------
+
+
+@dataclass
+class _Sources:
+    """Every input reduced to ``member_id, day`` and the few values the features need."""
+
+    rows: pl.DataFrame  # member_id, day, bought, net, bought_amount, returned (per day)
+    enrolled: pl.DataFrame | None  # member_id, e
+    tiers: pl.DataFrame | None  # member_id, day, order, rank
+    points: pl.DataFrame | None  # member_id, day, points, redeemed (bool)
+    answers: pl.DataFrame | None  # member_id, day, at, nps, csat, ces
+    last_day: int
+
+    @classmethod
+    def prepare(
+        cls,
+        transactions: Frame,
+        members: Frame | None,
+        tier_history: Frame | None,
+        tiers: Sequence[str] | None,
+        ledger: Frame | None,
+        responses: Frame | None,
+        time_zone: str | None,
+        *,
+        until: date | None,
+    ) -> _Sources:
+        limit = None if until is None else day_number(until)
+
+        def upto(frame: pl.LazyFrame) -> pl.LazyFrame:
+            return frame if limit is None else frame.filter(pl.col("day") <= limit)
+
+        # One row per member and day: every later pass counts days without n_unique.
+        bought = pl.col("is_purchase")
+        rows = (
+            purchases(transactions, until=until, time_zone=time_zone)
+            .group_by("member_id", "day")
+            .agg(
+                bought.any().alias("bought"),
+                # sums rounded to the fen: float sums in a parallel group-by may differ in
+                # the last bit from run to run, and the model must not
+                pl.col("net").sum().round(2).alias("net"),
+                pl.when(bought)
+                .then(pl.col("net"))
+                .otherwise(0.0)
+                .sum()
+                .round(2)
+                .alias("bought_amount"),
+                pl.when(bought)
+                .then(0.0)
+                .otherwise(-pl.col("net"))
+                .sum()
+                .round(2)
+                .alias("returned"),
+            )
+            .collect()
+        )
+        last = rows["day"].max()
+        enrolled = None
+        if members is not None:
+            lazy = members.lazy()
+            schema = require_columns(lazy, ("member_id", "enrolled_at"), "members")
+            enrolled = (
+                lazy.select(
+                    pl.col("member_id").cast(pl.String),
+                    day_of(schema, "enrolled_at", time_zone).alias("e"),
+                )
+                .drop_nulls()
+                .unique("member_id", keep="first")
+                .collect()
+            )
+        ranked = None
+        if tier_history is not None:
+            if not tiers:
+                raise InvalidInput(errors=[FieldError("tiers", "analytics.v.tiers_needed", {})])
+            lazy = tier_history.lazy()
+            schema = require_columns(lazy, ("member_id", "at", "tier"), "tier_history")
+            rank = {code: i for i, code in enumerate(tiers)}
+            ranked = upto(
+                lazy.select(
+                    pl.col("member_id").cast(pl.String),
+                    day_of(schema, "at", time_zone).alias("day"),
+                    pl.col("at").rank("ordinal").cast(pl.Int64).alias("order"),
+                    pl.col("tier")
+                    .cast(pl.String)
+                    .replace_strict(rank, default=None, return_dtype=pl.Float64)
+                    .alias("rank"),
+                ).drop_nulls(["member_id", "day"])
+            ).collect()
+        points = None
+        if ledger is not None:
+            lazy = ledger.lazy()
+            schema = require_columns(lazy, ("member_id", "at", "kind", "points"), "ledger")
+            redeemed = [k for k, v in DEFAULT_KINDS.items() if v == "redeemed"]
+            points = upto(
+                lazy.select(
+                    pl.col("member_id").cast(pl.String),
+                    day_of(schema, "at", time_zone).alias("day"),
+                    pl.col("points").cast(pl.Int64),
+                    (pl.col("kind").is_in(redeemed) & (pl.col("points") < 0)).alias("redeemed"),
+                ).drop_nulls(["member_id", "day", "points"])
+            ).collect()
+        answers = None
+        if responses is not None:
+            lazy = responses.lazy()
+            schema = require_columns(lazy, ("member_id", "responded_at"), "responses")
+            score_columns = [
+                (
+                    pl.col(c).cast(pl.Float64) if c in schema else pl.lit(None, dtype=pl.Float64)
+                ).alias(c)
+                for c in ("nps", "csat", "ces")
+            ]
+            answers = upto(
+                lazy.select(
+                    pl.col("member_id").cast(pl.String),
+                    day_of(schema, "responded_at", time_zone).alias("day"),
+                    pl.col("responded_at").alias("at"),
+                    *score_columns,
+                )
+                .drop_nulls(["member_id", "day"])
+                .with_columns(
+                    # negative answers mean "not asked" (as in the demo world's files)
+                    *(
+                        pl.when(pl.col(c) >= 0).then(pl.col(c)).otherwise(None).alias(c)
+                        for c in ("nps", "csat", "ces")
+                    )
+                )
+            ).collect()
+        return cls(
+            rows=rows,
+            enrolled=enrolled,
+            tiers=ranked,
+            points=points,
+            answers=answers,
+            last_day=int(last) if last is not None else 0,
+        )
+
+    def features(
+        self, cutoff: int, scale: ExperienceScale, active_within_days: int | None
+    ) -> pl.DataFrame:
+        """The feature frame at ``cutoff`` (a day number): only rows on or before it."""
+        day = pl.col("day")
+        rows = self.rows.lazy().filter(day <= cutoff)
+        bought = pl.col("bought")
+        recent90 = day > cutoff - 90
+        recent365 = day > cutoff - 365
+        net = pl.col("net")
+        base = rows.group_by("member_id").agg(
+            pl.when(bought).then(day).min().alias("first_day"),
+            pl.when(bought).then(day).max().alias("last_day"),
+            bought.sum().cast(pl.Int32).alias("frequency"),
+            (bought & recent90).sum().cast(pl.Int32).alias("purchase_days_90"),
+            (bought & recent365).sum().cast(pl.Int32).alias("purchase_days_365"),
+            net.sum().round(2).alias("spend_total"),
+            pl.when(recent365).then(net).otherwise(0.0).sum().round(2).alias("spend_365"),
+            pl.when(recent90).then(net).otherwise(0.0).sum().round(2).alias("spend_90"),
+            pl.col("bought_amount").sum().round(2).alias("_bought"),
+            pl.col("returned").sum().round(2).alias("_returned"),
+        )
+        base = base.filter(pl.col("last_day").is_not_null())
+        if active_within_days is not None:
+            base = base.filter(pl.col("last_day") > cutoff - active_within_days)
+        frame = base.with_columns(
+            (cutoff - pl.col("last_day")).alias("recency_days"),
+            (cutoff - pl.col("first_day")).alias("first_purchase_days"),
+            (pl.col("spend_total") / pl.col("frequency")).alias("spend_per_day"),
+            pl.when(pl.col("frequency") > 1)
+            .then((pl.col("last_day") - pl.col("first_day")) / (pl.col("frequency") - 1))
+            .alias("interpurchase_days"),
+            pl.when(pl.col("purchase_days_365") > 0)
+            .then(pl.col("purchase_days_90") / pl.col("purchase_days_365"))
+            .alias("trend_90_365"),
+            pl.when(pl.col("_bought") > 0)
+            .then(pl.col("_returned") / pl.col("_bought"))
+            .alias("return_share"),
+        ).with_columns(
+            pl.when(pl.col("interpurchase_days") > 0)
+            .then(pl.col("recency_days") / pl.col("interpurchase_days"))
+            .alias("recency_ratio")
+        )
+        names = [
+            "recency_days",
+            "frequency",
+            "purchase_days_90",
+            "purchase_days_365",
+            "spend_total",
+            "spend_365",
+            "spend_90",
+            "spend_per_day",
+            "interpurchase_days",
+            "recency_ratio",
+            "trend_90_365",
+            "return_share",
+            "first_purchase_days",
+        ]
+        if self.enrolled is not None:
+            frame = frame.join(self.enrolled.lazy(), on="member_id", how="left").with_columns(
+                pl.when(pl.col("e") <= cutoff)
+                .then(cutoff - pl.col("e"))
+                .otherwise(None)
+                .alias("tenure_days")
+            )
+            names.append("tenure_days")
+        if self.tiers is not None:
+            held = (
+                self.tiers.lazy()
+                .filter(day <= cutoff)
+                .group_by("member_id")
+                .agg(pl.col("rank").sort_by("day", "order").last().alias("tier_rank"))
+            )
+            frame = frame.join(held, on="member_id", how="left").with_columns(
+                pl.col("tier_rank").fill_null(0.0)
+            )
+            names.append("tier_rank")
+        if self.points is not None:
+            pts = pl.col("points")
+            red = pl.col("redeemed")
+            held = (
+                self.points.lazy()
+                .filter(day <= cutoff)
+                .group_by("member_id")
+                .agg(
+                    pts.sum().alias("points_balance"),
+                    pts.filter((pts > 0) & recent365).sum().alias("points_earned_365"),
+                    pts.filter(pts > 0).sum().alias("_earned"),
+                    (-pts.filter(red)).sum().alias("_redeemed"),
+                    day.filter(red).max().alias("_last_redemption"),
+                )
+                .with_columns(
+                    pl.when(pl.col("_earned") > 0)
+                    .then(pl.col("_redeemed") / pl.col("_earned"))
+                    .alias("points_redeemed_share"),
+                    (cutoff - pl.col("_last_redemption")).alias("days_since_redemption"),
+                )
+            )
+            frame = frame.join(held, on="member_id", how="left").with_columns(
+                pl.col("points_balance").fill_null(0),
+                pl.col("points_earned_365").fill_null(0),
+            )
+            names += [
+                "points_balance",
+                "points_earned_365",
+                "points_redeemed_share",
+                "days_since_redemption",
+            ]
+        if self.answers is not None:
+            low = (
+                (pl.col("nps") <= scale.nps_low).fill_null(False).cast(pl.Int32)
+                + (pl.col("csat") <= scale.csat_low).fill_null(False).cast(pl.Int32)
+                + (pl.col("ces") <= scale.ces_low).fill_null(False).cast(pl.Int32)
+            )
+            said = (
+                self.answers.lazy()
+                .filter(day <= cutoff)
+                .with_columns(low.alias("_low"))
+                .group_by("member_id")
+                .agg(
+                    pl.len().cast(pl.Float64).alias("responses"),
+                    pl.col("nps").sort_by("at").drop_nulls().last().alias("last_nps"),
+                    pl.col("nps").mean().alias("mean_nps"),
+                    pl.col("csat").mean().alias("mean_csat"),
+                    pl.col("ces").mean().alias("mean_ces"),
+                    pl.col("_low").sum().alias("low_scores"),
+                    pl.col("_low").filter(recent90).sum().alias("low_scores_90"),
+                    (cutoff - day.max()).alias("days_since_response"),
+                )
+            )
+            frame = frame.join(said, on="member_id", how="left").with_columns(
+                pl.col("responses").fill_null(0.0),
+                pl.col("low_scores").fill_null(0),
+                pl.col("low_scores_90").fill_null(0),
+            )
+            names += [
+                "responses",
+                "last_nps",
+                "mean_nps",
+                "mean_csat",
+                "mean_ces",
+                "low_scores",
+                "low_scores_90",
+                "days_since_response",
+            ]
+        return (
+            frame.select("member_id", *(pl.col(n).cast(pl.Float64) for n in names))
+            .sort("member_id")
+            .collect()
+        )
+
+
+# --- model helpers ---------------------------------------------------------------------------
+
+
+def _labels(rows: pl.DataFrame, cutoff: int, horizon: int) -> pl.DataFrame:
+    """``member_id, churned`` from per-day rows (``member_id, day, bought``)."""
+    day = pl.col("day")
+    bought = pl.col("bought")
+    return (
+        rows.lazy()
+        .filter(bought & (day <= cutoff + horizon))
+        .group_by("member_id")
+        .agg(
+            (day <= cutoff).any().alias("customer"),
+            (day > cutoff).any().alias("came_back"),
+        )
+        .filter(pl.col("customer"))
+        .select("member_id", (~pl.col("came_back")).alias("churned"))
+        .sort("member_id")
+        .collect()
+    )
+
+
+def _dataset(
+    sources: _Sources,
+    cutoff: int,
+    horizon: int,
+    scale: ExperienceScale,
+    active_within_days: int | None,
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    features = sources.features(cutoff, scale, active_within_days)
+    labels = _labels(sources.rows, cutoff, horizon)
+    joined = features.join(labels, on="member_id", how="inner", maintain_order="left")
+    names = [c for c in features.columns if c != "member_id"]
+    return (
+        _matrix(joined, names),
+        joined["churned"].to_numpy().astype(np.int8),
+        names,
+    )
+
+
+def _model_and_scores(
+    sources: _Sources,
+    data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]],
+    score: int,
+    scale: ExperienceScale,
+    active_within_days: int | None,
+    refit: bool,
+    max_train_rows: int,
+    importance_rows: int,
+    importance_repeats: int,
+    rng: np.random.Generator,
+    random_state: int,
+) -> tuple[HistGradientBoostingClassifier, np.ndarray, pl.DataFrame, pl.DataFrame]:
+    """Fit at the training cutoff, predict and explain at the validation cutoff, then
+    score the latest cutoff (with the model refitted at the validation cutoff)."""
+    x_train, y_train, x_valid, y_valid, names = data
+    model = _fit(x_train, y_train, max_train_rows, rng, random_state)
+    p_valid = model.predict_proba(x_valid)[:, 1]
+    sample = _sample(x_valid.shape[0], importance_rows, rng)
+    importance = permutation_importance(
+        model,
+        x_valid[sample],
+        y_valid[sample],
+        scoring="roc_auc",
+        n_repeats=importance_repeats,
+        random_state=random_state,
+    )
+    drivers = pl.DataFrame(
+        {
+            "feature": names,
+            "importance": importance.importances_mean,
+            "importance_std": importance.importances_std,
+        }
+    ).sort("importance", "feature", descending=[True, False])
+    final = _fit(x_valid, y_valid, max_train_rows, rng, random_state) if refit else model
+    scored = sources.features(score, scale, active_within_days)
+    risk = final.predict_proba(_matrix(scored, names))[:, 1]
+    scores = (
+        scored.select("member_id")
+        .with_columns(pl.Series("churn_risk", risk))
+        .with_columns(_decile(pl.col("churn_risk")).alias("risk_decile"))
+        .sort("churn_risk", "member_id", descending=[True, False])
+    )
+    return final, p_valid, drivers, scores
+
+
+def _matrix(frame: pl.DataFrame, names: Sequence[str]) -> np.ndarray:
+    return frame.select(pl.col(n).cast(pl.Float64) for n in names).to_numpy()
+
+
+def _fit(
+    x: np.ndarray, y: np.ndarray, max_rows: int, rng: np.random.Generator, seed: int
+) -> HistGradientBoostingClassifier:
+    rows = _sample(x.shape[0], max_rows, rng)
+    model = HistGradientBoostingClassifier(
+        learning_rate=0.1,
+        max_iter=200,
+        max_leaf_nodes=31,
+        min_samples_leaf=50,
+        l2_regularization=1.0,
+        early_stopping=True,  # on a seeded 10 % of the training rows
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        random_state=seed,
+    )
+    model.fit(x[rows], y[rows])
+    return model
+
+
+def _sample(n: int, limit: int, rng: np.random.Generator) -> np.ndarray:
+    if n <= limit:
+        return np.arange(n)
+    return np.sort(rng.choice(n, size=limit, replace=False))
+
+
+def _calibration(p: np.ndarray, y: np.ndarray) -> pl.DataFrame:
+    frame = pl.DataFrame({"p": p, "y": y.astype(np.float64)})
+    return (
+        frame.with_columns(_decile(pl.col("p")).alias("decile"))
+        .group_by("decile")
+        .agg(
+            pl.len().cast(pl.Int64).alias("members"),
+            pl.col("p").mean().alias("mean_predicted"),
+            pl.col("y").mean().alias("observed_rate"),
+        )
+        .sort("decile")
+    )
+
+
+def _decile(value: pl.Expr) -> pl.Expr:
+    """1-10 by rank, 10 = highest, in ten groups of equal size (equal values are split in
+    the frame's order, which is by member id: deterministic)."""
+    rank = value.rank("ordinal") - 1
+    return (1 + (10 * rank / pl.len()).floor()).clip(1, 10).cast(pl.Int8)
+
+
+def _check_horizon(horizon_days: int) -> None:
+    if horizon_days < 1:
+        raise InvalidInput(
+            errors=[FieldError("horizon_days", "analytics.v.positive", {"value": horizon_days})]
+        )
+
+
+def _check_cutoffs(train: int, valid: int, last: int, horizon: int) -> None:
+    if valid < train + horizon:
+        raise InvalidInput(
+            errors=[
+                FieldError(
+                    "validation_cutoff",
+                    "analytics.churn.overlap",
+                    {
+                        "validation": _date(valid).isoformat(),
+                        "train": _date(train).isoformat(),
+                        "days": horizon,
+                    },
+                )
+            ]
+        )
+    if valid + horizon > last:
+        raise InvalidInput(
+            errors=[
+                FieldError(
+                    "validation_cutoff",
+                    "analytics.churn.labels_incomplete",
+                    {
+                        "cutoff": _date(valid).isoformat(),
+                        "days": horizon,
+                        "last": _date(last).isoformat(),
+                    },
+                )
+            ]
+        )
+
+
+def _check_classes(y: np.ndarray, cutoff: int) -> None:
+    churned = int(y.sum())
+    stayed = int(y.size - churned)
+    if min(churned, stayed) < MIN_CLASS:
+        raise ChurnModelError(
+            "analytics.churn.one_class",
+            cutoff=_date(cutoff).isoformat(),
+            churned=churned,
+            stayed=stayed,
+            minimum=MIN_CLASS,
+        )
+
+
+def _date(day: int) -> date:
+    return date(1970, 1, 1) + timedelta(days=int(day))
