@@ -231,3 +231,22 @@ def test_an_empty_log_gives_an_empty_summary():
 
 def assert_frames_close(left: pl.DataFrame, right: pl.DataFrame) -> None:
     assert_frame_equal(left, right, check_exact=False, rel_tol=1e-12, abs_tol=1e-9)
+
+
+def test_the_first_purchase_can_be_counted_as_lifetimes_allows():
+    log = transactions(
+        [
+            ("A", date(2025, 3, 1), 100.0),
+            ("A", date(2025, 3, 2), 40.0),
+            ("A", date(2025, 3, 5), 20.0),
+            ("B", date(2025, 3, 9), 7.0),
+        ]
+    )
+
+    summary = by_member(
+        rfm_summary(log, calibration_end=date(2025, 3, 31), include_first_purchase=True)
+    )
+
+    assert (summary["A"]["frequency"], summary["A"]["monetary_value"]) == (3, 160.0 / 3)
+    assert (summary["B"]["frequency"], summary["B"]["monetary_value"]) == (1, 7.0)
+    assert summary["A"]["recency"] == 4.0

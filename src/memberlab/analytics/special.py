@@ -165,7 +165,7 @@ def distinct_rows(*columns: np.ndarray) -> tuple[list[np.ndarray], np.ndarray, n
     if n == 0:
         return [a[:0] for a in arrays], np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     order = _hash_order(arrays)
-    ordered = [a[order] for a in arrays]
+    ordered = [np.take(a, order) for a in arrays]
     new = np.zeros(n, dtype=bool)
     new[0] = True
     for a in ordered:
