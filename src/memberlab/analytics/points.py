@@ -609,22 +609,27 @@ def _fifo(rows: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     member's two ends) gives pieces that lie in one earning and one outflow, found by
     binary search: no loop per member, a few sorts of the whole ledger.
     """
-    ordered = (
-        rows.lazy()
-        .select("member_id", "at", "points", "month", "cat", "ret")
-        .sort("member_id", "at", maintain_order=True)  # stable: same-time rows keep order
-        .with_columns(
-            (pl.col("member_id") != pl.col("member_id").shift(1)).fill_null(True).alias("new")
-        )
-        .drop("member_id", "at")
-        .collect()
+    # Order by member, then time: one integer key (member code, seconds since the first
+    # row) sorted stably, so rows of the same second keep their order.
+    keys = rows.select(
+        pl.col("member_id").cast(pl.Categorical).to_physical().cast(pl.Int64).alias("m"),
+        pl.col("at").dt.epoch("s").alias("s"),
     )
-    new_member = ordered["new"].to_numpy()
-    pts = ordered["points"].to_numpy().astype(np.int64)
-    month = ordered["month"].to_numpy().astype(np.int32)
-    cat = ordered["cat"].to_numpy()
-    ret = ordered["ret"].to_numpy()
-    del ordered
+    m = keys["m"].to_numpy()
+    seconds = keys["s"].to_numpy()
+    del keys
+    if seconds.size and int(seconds.max()) - int(seconds.min()) < (1 << 32):
+        order = np.argsort((m << 32) | (seconds - seconds.min()), kind="stable")
+    else:
+        order = np.lexsort((seconds, m))  # (stable too) more than 136 years of ledger
+    del seconds
+    m = m[order]
+    pts = rows["points"].to_numpy().astype(np.int64)[order]
+    month = rows["month"].to_numpy().astype(np.int32)[order]
+    cat = rows["cat"].to_numpy()[order]
+    ret = rows["ret"].to_numpy()[order]
+    del order
+    new_member = np.r_[True, m[1:] != m[:-1]] if m.size else np.zeros(0, bool)
     m = np.cumsum(new_member, dtype=np.int64) - 1  # member number, 0, 1, ... in sorted order
     n = pts.size
     if n == 0:

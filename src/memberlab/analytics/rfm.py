@@ -21,7 +21,8 @@ Definitions
 - ``recency``: days from the last purchase day to ``as_of`` (0 = bought on ``as_of``).
 - ``frequency``: purchase *days* (all the orders of one member on one day count once, the
   convention of the lifetime-value models); ``orders`` counts the distinct orders too.
-- ``spend``: net spend, purchases minus returns (a return counts on the day it happens).
+- ``spend``: net spend, purchases minus returns, to the fen (a return counts on the day it
+  happens; the day of a purchase later returned still counts as a purchase day).
 - ``monetary``: ``spend`` (``monetary="total"``, the default, as in the Chinese RFM practice
   where M is the amount spent) or ``spend / frequency`` (``monetary="mean"``).
 - With ``window_days``, frequency, orders and spend only count the last ``window_days``
