@@ -161,19 +161,39 @@ def parse_frame(
     return frame, rejects
 
 
-# Forms read directly, without normalising the text first (most exports use one of these).
-_DIRECT_FORMATS = ("%Y-%m-%d %H:%M:%S%.f", "%Y/%m/%d %H:%M:%S%.f", "%Y-%m-%d %H:%M", "%Y-%m-%d")
+# Forms read directly, without normalising the text first; a file uses few of them, so only
+# those found in a sample of its rows are tried on every row.
+_DIRECT_FORMATS = (
+    "%Y-%m-%d %H:%M:%S%.f",
+    "%Y/%m/%d %H:%M:%S%.f",
+    "%Y-%m-%d %H:%M",
+    "%Y/%m/%d %H:%M",
+    "%Y-%m-%d",
+    "%Y/%m/%d",
+    "%Y年%m月%d日 %H:%M:%S",
+    "%Y年%m月%d日 %H:%M",
+    "%Y年%m月%d日",
+)
+_FORMAT_SAMPLE = 2000
 
 
 def _local_times(frame: pl.DataFrame, name: str) -> pl.DataFrame:
     """``_local_<name>``: the naive local datetime of each text, or null.
 
-    The common forms are read directly; only the rows left over are normalised by
-    ``values.date_text`` (Chinese dates, Excel serials, ...) and read again.
+    The forms a sample of the rows uses are read directly; only the rows left over are
+    normalised by ``values.date_text`` (Excel serials, odd spacing, ...) and read again.
     """
     text = pl.col(f"_text_{name}")
+    sample = frame.select(text.drop_nulls().head(_FORMAT_SAMPLE)).to_series()
+    used = [
+        f
+        for f in _DIRECT_FORMATS
+        if sample.str.strptime(pl.Datetime("us"), f, strict=False, exact=True).null_count()
+        < sample.len()
+    ]
     direct = pl.coalesce(
-        [text.str.strptime(pl.Datetime("us"), f, strict=False, exact=True) for f in _DIRECT_FORMATS]
+        [text.str.strptime(pl.Datetime("us"), f, strict=False, exact=True) for f in used]
+        or [pl.lit(None, dtype=pl.Datetime("us"))]
     )
     target = f"_local_{name}"
     frame = frame.with_columns(direct.alias(target))
