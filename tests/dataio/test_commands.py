@@ -9,22 +9,16 @@ The store has one tenant (the teahouse chain), so ``--tenant`` is not needed.
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Iterator
-from contextvars import copy_context
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import fastexcel
 import polars as pl
 import pytest
-from typer.testing import CliRunner, Result
 
-from memberlab.cli import app, main
+from cli_runner import Cli, running_cli
 from memberlab.core.app_state import AppState
-from memberlab.core.cli_support import use_state
-from memberlab.core.settings import get_settings
 from memberlab.members.models import Member
 from memberlab.retail.models import Store
 
@@ -36,55 +30,11 @@ GOOD = [["A1", "13812345678", "张三", "1990-05-01"], ["A2", "13912345678", "�
 BAD = ["A3", "12345", "王五", ""]
 
 
-@dataclass(frozen=True)
-class Exited:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-
-class Cli:
-    def __init__(self, runner: CliRunner, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.runner = runner
-        self.monkeypatch = monkeypatch
-
-    def invoke(self, *args: str | Path) -> Result:
-        return copy_context().run(self.runner.invoke, app, [str(a) for a in args])
-
-    def ok(self, *args: str | Path) -> str:
-        result = self.invoke(*args)
-        assert result.exit_code == 0, (result.output, result.exception)
-        return result.stdout
-
-    def json(self, *args: str | Path) -> Any:
-        return json.loads(self.ok(*args, "--json"))
-
-    def main(self, *args: str | Path) -> Exited:
-        """As the ``memberlab`` console script runs."""
-        self.monkeypatch.setattr(sys, "argv", ["memberlab", *(str(a) for a in args)])
-        with self.runner.isolation() as (stdout, stderr, _):
-            try:
-                copy_context().run(main)
-                code = 0
-            except SystemExit as exit_:
-                code = exit_.code if isinstance(exit_.code, int) else 1
-            sys.stdout.flush()
-            sys.stderr.flush()
-            return Exited(code, stdout.getvalue().decode(), stderr.getvalue().decode())
-
-
 @pytest.fixture
 def cli(state: AppState, tea: Tenant, monkeypatch: pytest.MonkeyPatch) -> Iterator[Cli]:
     """The CLI on the test store, whose only tenant is ``tea``; Chinese by default."""
-    for name in ("MEMBERLAB_LANGUAGE", "MEMBERLAB_TENANT"):
-        monkeypatch.delenv(name, raising=False)
-    get_settings.cache_clear()
-    use_state(state)
-    try:
-        yield Cli(CliRunner(), monkeypatch)
-    finally:
-        use_state(None)
-        get_settings.cache_clear()
+    with running_cli(state, monkeypatch) as runner:
+        yield runner
 
 
 def one_line(text: str) -> str:
