@@ -19,14 +19,10 @@ import numpy as np
 from scipy.special import digamma, expit, gammaln, polygamma
 
 from memberlab.analytics.fitting import (
-    WARM_ROWS,
     FitResult,
     LogLikelihood,
     ModelFitError,
-    build_result,
-    maximise_likelihood,
-    subsample,
-    warm_start,
+    fit_purchase_likelihood,
 )
 from memberlab.analytics.special import hyp2f1_safe, softplus, unique_inverse
 
@@ -196,7 +192,6 @@ def fit(
     """
     x, t_x, age, w = check_purchase_data(MODEL, x, t_x, age, weights)
     scale = 1.0 / float(age.max())
-    objective = _LogLikelihood(x, t_x * scale, age * scale, w)
     mean_rate = float(w @ x) / float(w @ (age * scale))  # repeat purchases per scaled unit
     starts = [
         np.log([1.0, 1.0, 1.0, 1.0]),
@@ -204,30 +199,17 @@ def fit(
         np.log([0.1, 0.1, 0.1, 0.5]),
         np.log([2.0, 5.0, 3.0, 8.0]),
     ]
-    if x.size > WARM_ROWS:
-        pick = subsample(x.size, WARM_ROWS)
-        sample = _LogLikelihood(x[pick], t_x[pick] * scale, age[pick] * scale, w[pick])
-        start = warm_start(sample, starts)
-        starts = starts if start is None else [start, *starts]
-    logp, log_cov, iterations, message = maximise_likelihood(
+    return fit_purchase_likelihood(
         model=MODEL,
         names=PARAMS,
-        objective=objective,
+        likelihood=_LogLikelihood,
+        x=x,
+        t_x=t_x,
+        age=age,
+        w=w,
+        scale=scale,
         starts=starts,
-    )
-    natural = np.exp(logp)
-    natural[1] /= scale
-    # Rescaling time by s multiplies each likelihood by s^-x (FHL (6)), hence the shift.
-    loglik = -objective.value(logp) * objective.total + np.log(scale) * float(w @ x)
-    return build_result(
-        model=MODEL,
-        names=PARAMS,
-        natural=natural,
-        log_covariance=log_cov,
-        loglik=loglik,
-        n=round(float(w.sum())),
-        iterations=iterations,
-        message=message,
+        rate_params=(1,),
     )
 
 
