@@ -25,6 +25,7 @@ from memberlab.core.app_state import AppState
 from memberlab.core.models import ApiKey
 from memberlab.core.web import Requires
 from memberlab.datasets.demo import sample_program_text
+from memberlab.experience.models import CaseNote, FollowUpCase, Survey
 from memberlab.ledger.models import LedgerEntry, Order
 from memberlab.members.models import Member
 from memberlab.programs.models import ProgramActivation, ProgramVersion
@@ -39,6 +40,7 @@ VICTIM_MARKERS = (
     "VictimCity",
     "VictimCo",
     "受害者",
+    "VictimComment",
 )
 SAMPLE = sample_program_text("teahouse")
 VICTIM_PURCHASE = {
@@ -90,6 +92,25 @@ def _victim(state: AppState, client: TestClient) -> tuple[TenantWithKeys, dict[s
     assert adjusted.status_code == 201, adjusted.text
     events = client.get("/api/v1/webhooks/events", headers=headers).json()
     assert events, "the victim's purchase queued webhook events"
+    # a survey, a link answered by an unhappy member with a comment, and the case it opened
+    survey = client.post("/api/v1/experience/surveys", json=VICTIM_SURVEY, headers=headers)
+    assert survey.status_code == 201, survey.text
+    activated = client.post(
+        "/api/v1/experience/surveys/victim_survey/status",
+        json={"status": "active"},
+        headers=headers,
+    )
+    assert activated.status_code == 200, activated.text
+    link = client.post(
+        "/api/v1/experience/surveys/victim_survey/invitations",
+        json={"member_id": "VICTIM-001"},
+        headers={**headers, "Idempotency-Key": "victim-invite"},
+    )
+    assert link.status_code == 201, link.text
+    url = link.json()["url"]
+    answer = client.post(url[url.index("/s/") :], data={"nps": "2", "comment": "VictimComment"})
+    assert answer.status_code == 200, answer.text
+    victim_cases = client.get("/api/v1/experience/cases", headers=headers).json()["items"]
     ids = {
         "member_id": "VICTIM-001",
         "version_id": version_id,
@@ -99,8 +120,21 @@ def _victim(state: AppState, client: TestClient) -> tuple[TenantWithKeys, dict[s
         "event_id": events[0]["id"],
         "kind": "members",
         "what": "members",
+        "code": "victim_survey",
+        "case_id": victim_cases[0]["id"],
     }
     return victim, ids
+
+
+VICTIM_SURVEY = {
+    "code": "victim_survey",
+    "title": {"zh": "受害者调查", "en": "VictimCo survey"},
+    "questions": [
+        {"id": "nps", "type": "nps"},
+        {"id": "comment", "type": "text", "text": {"zh": "意见", "en": "Comment"}},
+    ],
+}
+INTRUDER_SURVEY = {**VICTIM_SURVEY, "code": "intruder_survey", "title": {"zh": "调查", "en": "S"}}
 
 
 # What to send to each route: a request that would succeed for the right caller.
@@ -164,6 +198,30 @@ ROUTE_CALLS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/v1/analytics/clv"): {},
     ("GET", "/api/v1/analytics/rfm"): {},
     ("POST", "/api/v1/webhooks/events/{event_id}/retry"): {},
+    ("GET", "/api/v1/experience/touchpoints"): {},
+    ("PUT", "/api/v1/experience/touchpoints"): {
+        "json": {"code": "kiosk", "stage": "buy", "name_zh": "自助机", "name_en": "Kiosk"}
+    },
+    ("GET", "/api/v1/experience/settings"): {},
+    ("PATCH", "/api/v1/experience/settings"): {"json": {"contact_cap_days": 14}},
+    ("POST", "/api/v1/experience/surveys"): {"json": INTRUDER_SURVEY},
+    ("GET", "/api/v1/experience/surveys"): {},
+    ("GET", "/api/v1/experience/surveys/{code}"): {},
+    ("POST", "/api/v1/experience/surveys/{code}/status"): {"json": {"status": "closed"}},
+    ("POST", "/api/v1/experience/surveys/{code}/invitations"): {
+        "json": {"member_id": "VICTIM-001"},
+        "headers": {"Idempotency-Key": "sweep-invite"},
+    },
+    ("POST", "/api/v1/experience/jobs"): {"json": {}},
+    ("GET", "/api/v1/experience/scores"): {},
+    ("GET", "/api/v1/experience/cases"): {},
+    ("GET", "/api/v1/experience/cases/measures"): {},
+    ("GET", "/api/v1/experience/cases/{case_id}"): {},
+    ("POST", "/api/v1/experience/cases/{case_id}/assign"): {"json": {"assignee": "intruder"}},
+    ("POST", "/api/v1/experience/cases/{case_id}/notes"): {"json": {"text": "intruder"}},
+    ("POST", "/api/v1/experience/cases/{case_id}/close"): {
+        "json": {"resolution": "closed by intruder", "gesture_points": 10}
+    },
 }
 
 
@@ -251,6 +309,12 @@ def victim_snapshot(state: AppState, tenant_id: int) -> dict[str, Any]:
             "orders": session.scalar(select(func.count()).select_from(Order)),
             "hooks": [(h.id, h.active) for h in session.scalars(select(WebhookEndpoint))],
             "events": [(e.id, e.status, e.attempts) for e in session.scalars(select(OutboxEvent))],
+            "surveys": [(v.code, v.status) for v in session.scalars(select(Survey))],
+            "cases": [
+                (c.id, c.status, c.assignee, c.closed_at)
+                for c in session.scalars(select(FollowUpCase))
+            ],
+            "case_notes": session.scalar(select(func.count()).select_from(CaseNote)),
         }
 
 
@@ -351,6 +415,8 @@ def test_calls_without_a_valid_key_are_refused(
         "event_id": 1,
         "kind": "members",
         "what": "members",
+        "code": "victim_survey",
+        "case_id": 1,
     }
     for method, route in api_routes(client):
         response = call(client, method, route, ids, headers)

@@ -28,6 +28,8 @@ from memberlab.core.web import (
     handle_unexpected,
 )
 from memberlab.dataio.router import router as data_router
+from memberlab.experience.pages import router as experience_pages
+from memberlab.experience.router import router as experience_router
 from memberlab.ledger.router import router as ledger_router
 from memberlab.ledger.scheduler import Scheduler
 from memberlab.members.router import router as members_router
@@ -88,7 +90,9 @@ def create_app(
     api.include_router(webhooks_router)
     api.include_router(data_router)
     api.include_router(analytics_router)
+    api.include_router(experience_router)
     app.include_router(api)
+    app.include_router(experience_pages)  # public survey links and the case list page
 
     app.add_exception_handler(MemberLabError, handle_domain_error)
     app.add_exception_handler(RequestValidationError, handle_request_validation)

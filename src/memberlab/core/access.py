@@ -38,6 +38,8 @@ class Permission(StrEnum):
     WEBHOOKS_MANAGE = "webhooks:manage"
     MEMBERS_ERASE = "members:erase"
     DATA_IMPORT = "data:import"  # members, transactions, responses, stores, products from files
+    EXPERIENCE_MANAGE = "experience:manage"  # touchpoints, surveys, asking rules, invitations
+    CASES_WORK = "cases:work"  # follow-up cases: read, assign, note, close with a gesture
 
 
 _GRANTS: dict[Role, frozenset[Permission]] = {
@@ -54,6 +56,7 @@ _GRANTS: dict[Role, frozenset[Permission]] = {
             Permission.POINTS_ADJUST,
             Permission.REDEMPTIONS_WRITE,
             Permission.DATA_IMPORT,
+            Permission.CASES_WORK,
         }
     ),
     Role.ANALYST: frozenset(

@@ -48,6 +48,12 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8000
+    public_url: str | None = Field(
+        default=None,
+        description=(
+            "Address members reach this server at, for survey links (default http://host:port)."
+        ),
+    )
 
     @field_validator("language", mode="before")
     @classmethod
@@ -59,6 +65,10 @@ class Settings(BaseSettings):
             if lowered.startswith("en"):
                 return "en"
         return value
+
+    @property
+    def resolved_public_url(self) -> str:
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @property
     def resolved_database_url(self) -> str:

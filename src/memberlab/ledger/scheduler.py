@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from memberlab.core.app_state import AppState
 from memberlab.core.tenants import list_tenants
+from memberlab.experience.jobs import run_jobs as run_experience_jobs
 from memberlab.ledger.jobs import run_jobs
 from memberlab.ledger.service import LedgerContext
 from memberlab.programs.service import NoActiveProgram
@@ -56,9 +57,17 @@ class Scheduler:
                     report = run_jobs(ctx, as_of=now)
                 log.info("jobs for tenant %s: %s", tenant_id, report.model_dump())
             except NoActiveProgram:
-                continue
+                pass
             except Exception:
                 log.exception("jobs failed for tenant %s", tenant_id)
+            try:
+                with self.state.database.session(tenant_id=tenant_id) as session:
+                    invited = run_experience_jobs(
+                        session, as_of=now, base_url=self.state.settings.resolved_public_url
+                    )
+                log.info("experience jobs for tenant %s: %s", tenant_id, invited.model_dump())
+            except Exception:
+                log.exception("experience jobs failed for tenant %s", tenant_id)
 
     def _loop(self) -> None:
         next_jobs = self.state.clock()

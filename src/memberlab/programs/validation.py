@@ -105,7 +105,7 @@ def load_document(text: str) -> tuple[Any, yaml.Node | None]:
     return data, node
 
 
-def _line_of(node: yaml.Node | None, loc: Sequence[str | int]) -> int | None:
+def line_of(node: yaml.Node | None, loc: Sequence[str | int]) -> int | None:
     """The 1-based line of the YAML node at ``loc``, or of its nearest existing parent."""
     if node is None:
         return None
@@ -436,7 +436,7 @@ def _with_lines(errors: list[FieldError], node: yaml.Node | None) -> list[FieldE
     out = []
     for error in errors:
         loc = parse_path(error.loc)
-        line = _line_of(node, loc)
+        line = line_of(node, loc)
         out.append(FieldError(error.loc, error.key, error.params, line=line))
     return out
 

@@ -203,6 +203,42 @@ def _redeem(
     )
 
 
+def grant_coupon(
+    ctx: ledger.LedgerContext, member_id: str, reward_code: str, *, reference: str
+) -> CouponView:
+    """A coupon of the catalog given without points (a recovery gesture, a goodwill
+    present): it counts against the reward's stock like a redemption; no ledger entry."""
+    member = member_service.get(ctx.session, member_id)
+    _, program = ledger.program_at(ctx.session, ctx.now)
+    reward = _reward(program, reward_code)
+    if reward.type is not RewardType.COUPON or reward.coupon is None:
+        raise Conflict("rewards.not_a_coupon", reward=reward.code)
+    issued = _issued(ctx.session, ctx.tenant_id, reward.code, lock=True)
+    if reward.stock is not None and issued + 1 > reward.stock:
+        raise Conflict(
+            "rewards.out_of_stock", reward=reward.code, left=max(reward.stock - issued, 0)
+        )
+    ctx.session.execute(
+        RewardStock.__table__.update()
+        .where(RewardStock.tenant_id == ctx.tenant_id, RewardStock.reward_code == reward.code)
+        .values(issued=RewardStock.issued + 1)
+    )
+    coupon = Coupon(
+        code=_coupon_code(),
+        member_pk=member.id,
+        reward_code=reward.code,
+        redemption_id=None,
+        value=to_minor(reward.coupon.value, program.currency),
+        min_spend=to_minor(reward.coupon.min_spend, program.currency),
+        issued_at=ctx.now,
+        valid_until=ctx.now + timedelta(days=reward.coupon.validity_days),
+        status="issued",
+    )
+    ctx.session.add(coupon)
+    ctx.session.flush()
+    return coupon_view(coupon, program.currency)
+
+
 def _coupon_code() -> str:
     alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud at the till
     return "".join(secrets.choice(alphabet) for _ in range(12))

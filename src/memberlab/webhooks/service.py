@@ -23,7 +23,15 @@ from memberlab.core.errors import FieldError, InvalidInput, NotFound
 from memberlab.programs.rules import Notice
 from memberlab.webhooks.models import OutboxEvent, WebhookEndpoint
 
-EVENT_TYPES = ("tier.changed", "points.earned", "points.expiring", "redemption", "plan.purchased")
+EVENT_TYPES = (
+    "tier.changed",
+    "points.earned",
+    "points.expiring",
+    "redemption",
+    "plan.purchased",
+    "survey.invitation",  # a link to send to the member (SMS, WeChat, e-mail)
+    "case.opened",  # an unhappy answer to follow up
+)
 MAX_ATTEMPTS = 8
 SIGNATURE_HEADER = "X-MemberLab-Signature"
 
