@@ -67,6 +67,9 @@ class FieldSpec:
     # choices that are open keep unknown text as written (a client's own channel names)
     open_choices: bool = False
     max_length: int = 200
+    # survey tools name columns by the question asked ("2、您有多大可能向朋友推荐我们？"):
+    # regular expressions found in such headers (after the synonyms, in field order)
+    patterns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -262,7 +265,12 @@ RESPONSES = ImportKind(
             FieldType.ID,
             ("response_id", "答卷编号", "答卷id", "序号", "编号", "id", "respondent_id"),
         ),
-        FieldSpec("member_id", FieldType.ID, _MEMBER_ID),
+        FieldSpec(
+            "member_id",
+            FieldType.ID,
+            _MEMBER_ID,
+            patterns=(r"会员卡?(号|编号)", r"memberid"),
+        ),
         FieldSpec("order_id", FieldType.ID, _ORDER_ID),
         FieldSpec(
             "responded_at",
@@ -296,7 +304,8 @@ RESPONSES = ImportKind(
         FieldSpec(
             "channel",
             FieldType.CHOICE,
-            _CHANNEL,
+            # not 来源: in a survey tool's export that is how the answer came in (微信, 链接)
+            tuple(synonym for synonym in _CHANNEL if synonym != "来源"),
             choices=CHANNELS,
             open_choices=True,
             max_length=32,
@@ -317,12 +326,14 @@ RESPONSES = ImportKind(
             ),
             minimum=0,
             maximum=10,
+            patterns=(r"推荐.*(可能|意愿|程度)", r"(可能|愿意).*推荐", r"recommend"),
         ),
         FieldSpec(
             "csat",
             FieldType.INTEGER,
             ("csat", "满意度", "总体满意度", "satisfaction", "csat_score"),
             **_RATING,
+            patterns=(r"满意", r"satisf"),
         ),
         FieldSpec(
             "ces",
@@ -330,42 +341,49 @@ RESPONSES = ImportKind(
             ("ces", "费力度", "便捷度", "省力度", "effort", "ces_score"),
             minimum=1,
             maximum=7,
+            patterns=(r"容易|便捷|方便|费力|省力|省心", r"easy|effort"),
         ),
         FieldSpec(
             "rating_speed",
             FieldType.INTEGER,
             ("rating_speed", "速度评分", "出餐速度", "速度"),
             **_RATING,
+            patterns=(r"速度|快慢|等待|等候|出餐", r"speed|wait"),
         ),
         FieldSpec(
             "rating_staff",
             FieldType.INTEGER,
             ("rating_staff", "服务态度", "店员服务", "员工服务", "staff"),
             **_RATING,
+            patterns=(r"态度|店员|员工|服务人员", r"staff"),
         ),
         FieldSpec(
             "rating_product_quality",
             FieldType.INTEGER,
             ("rating_product_quality", "产品质量", "口味", "商品质量", "quality"),
             **_RATING,
+            patterns=(r"品质|质量|口味|口感", r"quality|taste"),
         ),
         FieldSpec(
             "rating_value",
             FieldType.INTEGER,
             ("rating_value", "性价比", "价格", "value_for_money", "value"),
             **_RATING,
+            patterns=(r"性价比|价格|价值", r"value|price"),
         ),
         FieldSpec(
             "rating_app_usability",
             FieldType.INTEGER,
             ("rating_app_usability", "app体验", "小程序体验", "易用性", "app_usability"),
             **_RATING,
+            patterns=(r"小程序|app|界面|操作", r"usability"),
         ),
         FieldSpec(
             "rating_cleanliness",
             FieldType.INTEGER,
             ("rating_cleanliness", "环境卫生", "卫生", "整洁度", "cleanliness"),
             **_RATING,
+            patterns=(r"卫生|整洁|干净|环境", r"clean"),
         ),
         FieldSpec(
             "comment",
@@ -384,6 +402,7 @@ RESPONSES = ImportKind(
                 "verbatim",
             ),
             max_length=5000,
+            patterns=(r"建议|意见|留言|评价|想说|其他", r"comment|feedback|suggest"),
         ),
     ),
     unique=("response_id",),

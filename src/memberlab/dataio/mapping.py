@@ -77,6 +77,41 @@ def read_mapping_file(path: Path) -> dict[str, str | None]:
     return loaded
 
 
+# "1、", "Q2.", "第3题：" in front of a survey tool's question
+_QUESTION_NUMBER = re.compile(r"^\s*(?:q?\d+[、.．:：)）]|第\d+题[、.．:：]?)\s*", re.IGNORECASE)
+# when a question mentions an attribute and satisfaction ("您对门店卫生满意吗"), the
+# attribute wins: ratings are matched before the overall scores
+_QUESTION_ORDER = ("member_id", "nps", "ces")
+
+
+def _match_questions(
+    headers: list[str],
+    kind: ImportKind,
+    overrides: dict[str, str | None],
+    mapping: ColumnMapping,
+    taken: set[str],
+) -> None:
+    """Fields still without a column, found by the patterns of the question asked."""
+    specs = sorted(
+        (s for s in kind.fields if s.patterns and s.name not in mapping.columns),
+        key=lambda s: (
+            _QUESTION_ORDER.index(s.name) if s.name in _QUESTION_ORDER else len(_QUESTION_ORDER),
+            s.name in ("csat", "comment"),
+        ),
+    )
+    for spec in specs:
+        if spec.name in overrides:
+            continue
+        for header in headers:
+            if header in taken or header in mapping.columns.values():
+                continue
+            question = header_key(_QUESTION_NUMBER.sub("", header))
+            if any(re.search(pattern, question) for pattern in spec.patterns):
+                mapping.columns[spec.name] = header
+                taken.add(header)
+                break
+
+
 def map_columns(
     headers: list[str], kind: ImportKind, overrides: dict[str, str | None] | None = None
 ) -> ColumnMapping:
@@ -115,6 +150,7 @@ def map_columns(
                 mapping.columns[spec.name] = header
                 taken.add(header)
                 break
+    _match_questions(headers, kind, overrides, mapping, taken)
     mapping.ignored = [h for h in headers if h not in mapping.columns.values()]
     mapping.missing = [s.name for s in kind.fields if s.required and s.name not in mapping.columns]
     return mapping

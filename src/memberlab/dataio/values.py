@@ -34,7 +34,11 @@ def normalise_text(column: pl.Expr, *, full_width: bool = True) -> pl.Expr:
     """
     text = column.str.replace_many(_FULL_WIDTH, _HALF_WIDTH) if full_width else column
     text = text.str.strip_chars()
-    return pl.when(text == "").then(None).otherwise(text)
+    return pl.when((text == "") | text.is_in(SKIPPED)).then(None).otherwise(text)
+
+
+# what survey tools write for a question not shown or not answered (问卷星: "(跳过)", "(空)")
+SKIPPED = ["(跳过)", "(空)", "（跳过）", "（空）"]
 
 
 _DATE_WORDS = ["年", "月", "日", "号", "/", "时", "点", "分", "秒", "T"]
@@ -120,7 +124,8 @@ def amount_has_fraction_of_fen(column: pl.Expr) -> pl.Expr:
 
 def parse_integer(column: pl.Expr) -> pl.Expr:
     """Whole numbers; ``3.0`` and ``1,000`` are accepted, ``3.5`` is not."""
-    text = column.str.replace_many([",", " "], ["", ""]).str.replace(r"\.0+$", "")
+    # "9分" and "4星" as survey tools export scores
+    text = column.str.replace_many([",", " "], ["", ""]).str.replace(r"(\.0+)?[分星]?$", "")
     return pl.when(text.str.contains(r"^[-+]?[0-9]+$")).then(text.cast(pl.Int64, strict=False))
 
 
