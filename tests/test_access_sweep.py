@@ -214,6 +214,14 @@ ROUTE_CALLS: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("POST", "/api/v1/experience/jobs"): {"json": {}},
     ("GET", "/api/v1/experience/scores"): {},
+    ("GET", "/api/v1/experience/scores/change"): {
+        "params": {
+            "before_from": "2026-01-01",
+            "before_to": "2026-06-30",
+            "after_from": "2026-07-01",
+            "after_to": "2026-12-31",
+        }
+    },
     ("GET", "/api/v1/experience/cases"): {},
     ("GET", "/api/v1/experience/cases/measures"): {},
     ("GET", "/api/v1/experience/cases/{case_id}"): {},

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import date, datetime, time
 from enum import StrEnum
 from typing import Annotated, Any
+from zoneinfo import ZoneInfo
 
 import polars as pl
 from fastapi import APIRouter, Header, Query, status
@@ -30,6 +31,8 @@ from memberlab.experience.schemas import (
     JobsRunIn,
     NoteIn,
     RulesOut,
+    ScoreChangeOut,
+    ScoreEstimateOut,
     ScoreRow,
     ScoresOut,
     StatusChange,
@@ -37,7 +40,7 @@ from memberlab.experience.schemas import (
     TouchpointOut,
     TriggerRunOut,
 )
-from memberlab.experience.scores import score_table
+from memberlab.experience.scores import compare, score_table
 from memberlab.ledger.idempotency import replay_or_run
 from memberlab.ledger.router import ledger_context
 from memberlab.members import service as member_service
@@ -196,6 +199,7 @@ class ScoreGroup(StrEnum):
     STORE = "store"
     CHANNEL = "channel"
     TIER = "tier"
+    SEGMENT = "segment"  # the member's RFM segment today
 
 
 class ScorePeriod(StrEnum):
@@ -221,10 +225,9 @@ def get_scores(
     if ScoreGroup.TIER.value in groups:
         tiers = members_from_store(ctx.session, timezone=zone).select("member_id", "tier")
         frame = frame.join(tiers, on="member_id", how="left")
-    if start is not None:
-        frame = frame.filter(pl.col("responded_at").dt.date() >= start)
-    if end is not None:
-        frame = frame.filter(pl.col("responded_at").dt.date() <= end)
+    if ScoreGroup.SEGMENT.value in groups:
+        frame = frame.join(_segments(ctx, zone), on="member_id", how="left")
+    frame = _between(frame, start, end)
     table = score_table(frame, metric.value, by=groups, period=period.value if period else None)
     keys = (["period"] if period else []) + groups
     rows = [
@@ -239,6 +242,74 @@ def get_scores(
         for r in table.iter_rows(named=True)
     ]
     return ScoresOut(metric=metric.value, by=keys, rows=rows)
+
+
+def _between(frame: pl.DataFrame, start: date | None, end: date | None) -> pl.DataFrame:
+    if start is not None:
+        frame = frame.filter(pl.col("responded_at").dt.date() >= start)
+    if end is not None:
+        frame = frame.filter(pl.col("responded_at").dt.date() <= end)
+    return frame
+
+
+def _segments(ctx: RequestContext, zone: str) -> pl.DataFrame:
+    from memberlab.analytics.data import transactions_from_store
+    from memberlab.analytics.rfm import rfm_table
+
+    transactions = transactions_from_store(ctx.session, timezone=zone)
+    if transactions.is_empty():
+        return pl.DataFrame(schema={"member_id": pl.String, "segment": pl.String})
+    today = ctx.now.astimezone(ZoneInfo(zone)).date()
+    table = rfm_table(transactions, as_of=today, time_zone=zone)
+    return table.select("member_id", pl.col("segment").cast(pl.String))
+
+
+@router.get(
+    "/scores/change",
+    response_model=ScoreChangeOut,
+    summary="Did a score change between two periods? (with its significance)",
+)
+def get_score_change(
+    ctx: Read,
+    before_from: date,
+    before_to: date,
+    after_from: date,
+    after_to: date,
+    metric: ScoreMetric = ScoreMetric.NPS,
+    touchpoint: str | None = None,
+) -> ScoreChangeOut:
+    from memberlab.analytics.data import responses_from_store
+
+    errors = []
+    if before_to < before_from:
+        errors.append(FieldError("before_to", "experience.v.date_order", {"other": "before_from"}))
+    if after_to < after_from:
+        errors.append(FieldError("after_to", "experience.v.date_order", {"other": "after_from"}))
+    if errors:
+        raise InvalidInput(errors=errors)
+    zone = get_tenant(ctx.session, ctx.tenant_id).timezone
+    frame = responses_from_store(ctx.session, timezone=zone)
+    if touchpoint is not None:
+        frame = frame.filter(pl.col("touchpoint") == touchpoint)
+    column = metric.value
+    before = _between(frame, before_from, before_to)[column].drop_nulls()
+    after = _between(frame, after_from, after_to)[column].drop_nulls()
+    for name, sample in (("before", before), ("after", after)):
+        if sample.len() < 2:
+            raise InvalidInput(
+                errors=[FieldError(name, "experience.v.too_few_answers", {"n": sample.len()})]
+            )
+    change = compare(before, after, column)
+    return ScoreChangeOut(
+        metric=column,
+        before=ScoreEstimateOut(**change.before.__dict__),
+        after=ScoreEstimateOut(**change.after.__dict__),
+        difference=change.difference,
+        low=change.low,
+        high=change.high,
+        p_value=change.p_value,
+        significant=change.significant,
+    )
 
 
 # --- follow-up cases ---------------------------------------------------------------------------

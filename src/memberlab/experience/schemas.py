@@ -144,3 +144,23 @@ class ScoresOut(BaseModel):
     metric: str
     by: list[str]
     rows: list[ScoreRow]
+
+
+class ScoreEstimateOut(BaseModel):
+    metric: str
+    n: int
+    value: float
+    low: float
+    high: float
+    too_small: bool
+
+
+class ScoreChangeOut(BaseModel):
+    metric: str
+    before: ScoreEstimateOut
+    after: ScoreEstimateOut
+    difference: float
+    low: float
+    high: float
+    p_value: float
+    significant: bool
