@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 
 from cli_runner import Cli, running_cli
 from memberlab.core import tenants
@@ -27,7 +28,7 @@ from memberlab.core.cli_support import use_state
 from memberlab.core.errors import Unauthenticated
 from memberlab.core.models import Tenant
 from memberlab.datasets.demo import DEMO_SLUG, sample_program_text
-from memberlab.experience.models import SurveyResponse
+from memberlab.experience.models import FollowUpCase, Survey, SurveyResponse
 from memberlab.ledger.models import MemberState, Order, OrderReturn
 from memberlab.members.models import Member
 from memberlab.programs.models import ProgramActivation, ProgramVersion
@@ -563,3 +564,28 @@ def test_demo_imports_the_whole_world_into_the_store(cli: Cli) -> None:
     assert returns == manifest["counts"]["returns"]
     assert responses == manifest["counts"]["responses"]
     assert stale == 0
+
+
+def test_demo_has_active_surveys_and_a_backlog_of_follow_up_cases(cli: Cli) -> None:
+    """The sample surveys are active and every detractor or low CSAT of the history's last
+    45 days has a case; a second run opens no more."""
+    cli.ok("demo", "--size", "tiny", "--seed", "3", "--no-serve")
+    again = cli.ok("--lang", "en", "demo", "--size", "tiny", "--seed", "3", "--no-serve")
+
+    with cli.state.database.session() as session:
+        tenant_id = tenants.get_tenant(session, DEMO_SLUG).id
+    with cli.state.database.session(tenant_id=tenant_id) as session:
+        since = cli.state.clock() - timedelta(days=45)
+        unhappy = session.scalar(
+            select(func.count())
+            .select_from(SurveyResponse)
+            .where(
+                SurveyResponse.responded_at > since,
+                or_(SurveyResponse.nps <= 6, SurveyResponse.csat <= 2),
+            )
+        )
+        statuses = sorted(session.scalars(select(Survey.status)))
+    assert statuses == ["active", "active", "active"]
+    assert unhappy > 0
+    assert cli.count(FollowUpCase, tenant_id) == unhappy
+    assert f"{unhappy} follow-up cases open" in again

@@ -94,7 +94,7 @@ def demo(
 
     构建演示客户（连锁茶饮咖啡品牌，三年历史数据）并启动 API 服务。
     """
-    from memberlab.datasets.demo import build_demo_world, prepare_demo
+    from memberlab.datasets.demo import build_demo_world, prepare_demo, prepare_demo_experience
     from memberlab.datasets.world_config import WorldSize
 
     try:
@@ -136,6 +136,8 @@ def demo(
             skipped=summary.skipped,
             rejected=summary.rejected,
         )
+    experience = prepare_demo_experience(state, tenant_id=tenant_id)
+    say("core.demo.experience", surveys=experience.surveys, cases=experience.open_cases)
     say("core.demo.next")
     say("core.demo.admin_key", slug=slug)
     typer.echo(built.admin_key)

@@ -158,3 +158,45 @@ def _same_world(manifest_path: Path, *, members: int, seed: int) -> bool:
     except (OSError, ValueError):
         return False
     return manifest.get("members") == members and manifest.get("seed") == seed
+
+
+# --- the experience side of the demo ---------------------------------------------------------
+
+DEMO_SURVEYS = ("after_purchase", "after_case", "relationship")
+DEMO_CASE_WINDOW_DAYS = 45  # the history ends in October: open cases for its last weeks
+
+
+@dataclass(frozen=True)
+class DemoExperience:
+    surveys: int
+    cases_opened: int
+    open_cases: int
+
+
+def prepare_demo_experience(state: AppState, *, tenant_id: int) -> DemoExperience:
+    """The sample surveys active, and follow-up cases for the detractors of the history's last
+    weeks (a backlog to work through, many of them overdue). Safe to run again."""
+    from importlib import resources
+
+    from memberlab.experience import cases, journey, surveys
+    from memberlab.experience.jobs import run_jobs
+
+    now = state.clock()
+    folder = resources.files("memberlab.experience") / "samples"
+    with state.database.session(tenant_id=tenant_id) as session:
+        journey.ensure_defaults(session)
+        for name in DEMO_SURVEYS:
+            definition = surveys.parse_definition_text(
+                folder.joinpath(f"{name}.yaml").read_text(encoding="utf-8")
+            )
+            existing = {s.code: s for s in surveys.list_surveys(session)}
+            if definition.code not in existing:
+                surveys.save_survey(session, definition, now=now, actor="demo")
+            if existing.get(definition.code) is None or existing[definition.code].status == "draft":
+                surveys.set_status(session, definition.code, surveys.SurveyStatus.ACTIVE, now=now)
+        journey.update_rules(
+            session, journey.SettingsUpdate(case_window_days=DEMO_CASE_WINDOW_DAYS), now=now
+        )
+        report = run_jobs(session, as_of=now, base_url=state.settings.resolved_public_url)
+        measures = cases.measures(session, now=now)
+    return DemoExperience(len(DEMO_SURVEYS), report.cases_opened, measures.open)
