@@ -405,6 +405,11 @@ def test_role_policy_matches_the_contract() -> None:
     assert not grants(Role.APP, Permission.PROGRAMS_WRITE)
     assert grants(Role.OPERATOR, Permission.MEMBERS_WRITE)
     assert not grants(Role.OPERATOR, Permission.KEYS_MANAGE)
+    # operators work the follow-up cases; only admins design surveys and send links
+    assert grants(Role.OPERATOR, Permission.CASES_WORK)
+    assert not grants(Role.OPERATOR, Permission.EXPERIENCE_MANAGE)
+    assert not grants(Role.ANALYST, Permission.CASES_WORK)  # cases hold members' words
+    assert not grants(Role.APP, Permission.CASES_WORK)
     assert all(grants(Role.ADMIN, p) for p in Permission if p is not Permission.TENANTS_MANAGE)
     assert [p for p in Permission if grants(Role.PLATFORM, p)] == [Permission.TENANTS_MANAGE]
 
