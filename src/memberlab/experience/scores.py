@@ -107,10 +107,9 @@ def score_table(
     z = _z(confidence)
     table = grouped.with_columns(_estimates(metric, z))
     if metric == "ces":
-        t = np.array(
-            [stats.t.ppf(0.5 + confidence / 2, max(int(k) - 1, 1)) for k in table["n"]],
-            dtype=float,
-        )
+        # one vectorised call: a Python call per group costs seconds on 60,000 groups
+        freedom = np.maximum(table["n"].to_numpy().astype(float) - 1, 1)
+        t = stats.t.ppf(0.5 + confidence / 2, freedom)
         half = (
             pl.Series("half", t)
             * table["sd"].fill_null(np.nan)
