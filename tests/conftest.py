@@ -103,9 +103,15 @@ def clock() -> FixedClock:
     return FixedClock()
 
 
+@pytest.fixture(scope="session")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Trained models (Chinese sentiment) shared by the whole run: trained once."""
+    return tmp_path_factory.mktemp("models")
+
+
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
-    return Settings(data_dir=tmp_path, language="en", secret_key=TEST_SECRET)
+def settings(tmp_path: Path, model_dir: Path) -> Settings:
+    return Settings(data_dir=tmp_path, language="en", secret_key=TEST_SECRET, model_dir=model_dir)
 
 
 @pytest.fixture

@@ -222,6 +222,7 @@ ROUTE_CALLS: dict[tuple[str, str], dict[str, Any]] = {
             "after_to": "2026-12-31",
         }
     },
+    ("GET", "/api/v1/experience/comments"): {},
     ("GET", "/api/v1/experience/cases"): {},
     ("GET", "/api/v1/experience/cases/measures"): {},
     ("GET", "/api/v1/experience/cases/{case_id}"): {},

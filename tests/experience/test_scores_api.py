@@ -102,3 +102,36 @@ def test_a_change_between_two_periods_is_tested(client: TestClient, tea: TenantW
     )
     assert empty.status_code == 422
     assert "at least 2 are needed" in empty.json()["errors"][0]["message"]
+
+
+def test_comments_by_aspect_with_quotes(
+    client: TestClient, state: AppState, tea: TenantWithKeys
+) -> None:
+    comments = [
+        "外卖送得太慢了，等了一个多小时",
+        "配送太慢，咖啡都凉了",
+        "店员态度很好，很热情",
+        "The delivery was very late and the coffee was cold.",
+    ]
+    with state.database.session(tenant_id=tea.tenant.id) as session:
+        for i, text in enumerate(comments):
+            session.add(
+                SurveyResponse(
+                    response_id=f"C-{i}",
+                    responded_at=NOVEMBER,
+                    survey="transactional",
+                    nps=2 if i != 2 else 10,
+                    comment=text,
+                    source="import",
+                    created_at=NOVEMBER,
+                )
+            )
+
+    aspects = ok(client.get(f"{API}/experience/comments", headers=tea.headers(Role.ANALYST)))
+
+    by_code = {a["aspect"]: a for a in aspects}
+    delivery = by_code["delivery_speed"]
+    assert delivery["mentions"] == 3  # two in Chinese, one in English
+    assert delivery["share_negative"] == 1.0
+    assert delivery["quotes"][0] in comments
+    assert by_code["staff_attitude"]["share_negative"] == 0.0

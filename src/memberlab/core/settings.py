@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8000
+    model_dir: Path | None = Field(
+        default=None,
+        description="Folder for trained models, e.g. Chinese sentiment (default data_dir/models).",
+    )
     public_url: str | None = Field(
         default=None,
         description=(
@@ -65,6 +69,10 @@ class Settings(BaseSettings):
             if lowered.startswith("en"):
                 return "en"
         return value
+
+    @property
+    def resolved_model_dir(self) -> Path:
+        return self.model_dir or Path(self.data_dir) / "models"
 
     @property
     def resolved_public_url(self) -> str:

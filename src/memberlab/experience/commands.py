@@ -3,6 +3,7 @@ follow-up cases, the same operations as ``/api/v1/experience``."""
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 
 import polars as pl
@@ -35,6 +36,15 @@ survey_app = typer.Typer(help="Survey definitions. / 问卷。", no_args_is_help
 case_app = typer.Typer(help="Follow-up cases. / 跟进工单。", no_args_is_help=True)
 cx_app.add_typer(survey_app, name="survey")
 cx_app.add_typer(case_app, name="case")
+
+
+def _day(value: str | None, option: str) -> date | None:
+    if value is None:
+        return None
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(errors=[FieldError(option, "core.v.date", {"value": value})]) from None
 
 
 def _base_url(unit) -> str:  # type: ignore[no-untyped-def]
@@ -221,6 +231,56 @@ def scores_command(
                 t("experience.cli.too_small") if row["too_small"] else "",
             )
             for row in table.iter_rows(named=True)
+        ],
+    )
+
+
+@cx_app.command("comments")
+def comments_command(
+    start: str | None = typer.Option(None, "--from", help="First day, YYYY-MM-DD."),
+    end: str | None = typer.Option(None, "--to", help="Last day, YYYY-MM-DD."),
+    touchpoint: str | None = typer.Option(None, "--touchpoint"),
+    lexicon: Path | None = typer.Option(
+        None, "--lexicon", exists=True, dir_okay=False, help="Your own aspects (YAML)."
+    ),
+    out: Path | None = typer.Option(None, "--out", dir_okay=False, help="csv, xlsx, parquet"),
+    tenant: str | None = TenantOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """What comments talk about: aspects, sentiment, keywords, quotes (zh and en).
+    / 评论分析：方面、情感、关键词、原话。"""
+    from memberlab.dataio.export import write_tables
+    from memberlab.experience.diagnosis import answers_frame, comment_summary
+
+    first, last = _day(start, "--from"), _day(end, "--to")
+    with unit_of_work(tenant) as unit:
+        zone = get_tenant(unit.session, unit.tenant_id).timezone
+        answers = answers_frame(
+            unit.session, timezone=zone, start=first, end=last, touchpoint=touchpoint
+        )
+        cache = unit.state.settings.resolved_model_dir
+    table, summary = comment_summary(answers, cache_dir=cache, lexicon_file=lexicon)
+    if out is not None:
+        write_tables({"aspects": summary, "mentions": table}, out)
+    if as_json:
+        print_json(summary.to_dicts())
+        return
+    name = "name_zh" if current_language() == "zh-CN" else "name_en"
+    print_table(
+        [
+            t("experience.cli.aspect"),
+            t("experience.cli.mentions"),
+            t("experience.cli.negative"),
+            t("experience.cli.quote"),
+        ],
+        [
+            (
+                row[name],
+                row["mentions"],
+                f"{100 * row['share_negative']:.0f}%",
+                escape((row["quotes"] or [""])[0][:60]),
+            )
+            for row in summary.iter_rows(named=True)
         ],
     )
 

@@ -21,6 +21,7 @@ from memberlab.core.web import RequestContext, requires
 from memberlab.experience import cases, invitations, journey, surveys
 from memberlab.experience.jobs import run_jobs
 from memberlab.experience.schemas import (
+    AspectOut,
     AssignIn,
     CaseMeasuresOut,
     CaseOut,
@@ -310,6 +311,25 @@ def get_score_change(
         p_value=change.p_value,
         significant=change.significant,
     )
+
+
+@router.get(
+    "/comments",
+    response_model=list[AspectOut],
+    summary="What the comments talk about: aspects, sentiment, keywords, quotes",
+)
+def get_comments(
+    ctx: Read,
+    start: date | None = Query(None, alias="from"),
+    end: date | None = Query(None, alias="to"),
+    touchpoint: str | None = None,
+) -> list[AspectOut]:
+    from memberlab.experience.diagnosis import answers_frame, comment_summary
+
+    zone = get_tenant(ctx.session, ctx.tenant_id).timezone
+    answers = answers_frame(ctx.session, timezone=zone, start=start, end=end, touchpoint=touchpoint)
+    _, summary = comment_summary(answers, cache_dir=ctx.state.settings.resolved_model_dir)
+    return [AspectOut(**row) for row in summary.iter_rows(named=True)]
 
 
 # --- follow-up cases ---------------------------------------------------------------------------

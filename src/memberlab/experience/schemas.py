@@ -164,3 +164,15 @@ class ScoreChangeOut(BaseModel):
     high: float
     p_value: float
     significant: bool
+
+
+class AspectOut(BaseModel):
+    aspect: str
+    name_zh: str
+    name_en: str
+    mentions: int
+    share_negative: float
+    mean_sentiment: float
+    mean_nps: float | None
+    keywords: list[str]
+    quotes: list[str]
