@@ -223,6 +223,8 @@ ROUTE_CALLS: dict[tuple[str, str], dict[str, Any]] = {
         }
     },
     ("GET", "/api/v1/experience/comments"): {},
+    ("GET", "/api/v1/experience/drivers"): {"params": {"resamples": 10}},
+    ("GET", "/api/v1/experience/value"): {},
     ("GET", "/api/v1/experience/cases"): {},
     ("GET", "/api/v1/experience/cases/measures"): {},
     ("GET", "/api/v1/experience/cases/{case_id}"): {},

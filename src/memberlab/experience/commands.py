@@ -285,6 +285,134 @@ def comments_command(
     )
 
 
+@cx_app.command("diagnose")
+def diagnose_command(
+    start: str | None = typer.Option(None, "--from", help="First day, YYYY-MM-DD."),
+    end: str | None = typer.Option(None, "--to", help="Last day, YYYY-MM-DD."),
+    lexicon: Path | None = typer.Option(
+        None, "--lexicon", exists=True, dir_okay=False, help="Your own aspects (YAML)."
+    ),
+    out: Path | None = typer.Option(None, "--out", dir_okay=False, help="csv, xlsx, parquet"),
+    tenant: str | None = TenantOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Drivers of NPS by touchpoint, aspects behind detractors, ranked pain points.
+    / 诊断：NPS 驱动因素、贬损者关注点、痛点排名。"""
+    from memberlab.analytics.data import transactions_from_store
+    from memberlab.dataio.export import write_tables
+    from memberlab.experience.diagnosis import answers_frame, diagnose, json_rows
+
+    first, last = _day(start, "--from"), _day(end, "--to")
+    with unit_of_work(tenant) as unit:
+        zone = get_tenant(unit.session, unit.tenant_id).timezone
+        answers = answers_frame(unit.session, timezone=zone, start=first, end=last)
+        transactions = transactions_from_store(unit.session, timezone=zone)
+        cache = unit.state.settings.resolved_model_dir
+    found = diagnose(
+        answers,
+        transactions if transactions.height else None,
+        cache_dir=cache,
+        lexicon_file=lexicon,
+    )
+    if out is not None:
+        frames = {
+            "drivers": found.weights,
+            "aspects": found.aspects,
+            "pain_points": found.pain_points,
+        }
+        write_tables({k: v for k, v in frames.items() if v.width}, out)
+    if as_json:
+        print_json(
+            {
+                "weights": json_rows(found.weights),
+                "skipped": found.skipped,
+                "aspects": json_rows(found.aspects),
+                "pain_points": json_rows(found.pain_points),
+            }
+        )
+        return
+    suffix = "_zh" if current_language() == "zh-CN" else "_en"
+    print_table(
+        [
+            "#",
+            t("experience.cases.touchpoint"),
+            t("experience.cli.aspect"),
+            t("experience.cli.negative"),
+            t("experience.cli.nps_gap"),
+            t("experience.cli.quote"),
+        ],
+        [
+            (
+                row["rank"],
+                row[f"touchpoint{suffix}"],
+                row[f"aspect{suffix}"],
+                row["negative"],
+                "-" if row["nps_gap"] is None else f"{row['nps_gap']:.1f}",
+                escape((row["quotes"] or [""])[0][:50]),
+            )
+            for row in found.pain_points.head(10).iter_rows(named=True)
+        ],
+        title=t("experience.cli.pain_points"),
+    )
+    if found.weights.height:
+        name = "name_zh" if current_language() == "zh-CN" else "name_en"
+        print_table(
+            [t("experience.cases.touchpoint"), t("experience.cli.attribute"), "n",
+             t("experience.cli.share")],
+            [
+                (row["touchpoint"], row[name], row["n"], f"{100 * row['share']:.0f}%")
+                for row in found.weights.filter(pl.col("rank") <= 3).iter_rows(named=True)
+            ],
+            title=t("experience.cli.drivers"),
+        )  # fmt: skip
+    for problem in found.skipped:
+        say("experience.cli.skipped", reason=problem)
+
+
+@cx_app.command("value")
+def value_command(
+    window_days: int = typer.Option(90, "--window-days", min=1, max=730),
+    churn_days: int = typer.Option(180, "--churn-days", min=1, max=730),
+    tenant: str | None = TenantOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """What promoters, passives and detractors did next; the worth of one NPS point.
+    / 推荐者、被动者、贬损者后续行为，以及 1 分 NPS 的价值。"""
+    from memberlab.analytics.data import transactions_from_store
+    from memberlab.experience.diagnosis import answers_frame, json_rows
+    from memberlab.experience.drivers import experience_value
+
+    with unit_of_work(tenant) as unit:
+        zone = get_tenant(unit.session, unit.tenant_id).timezone
+        answers = answers_frame(unit.session, timezone=zone)
+        transactions = transactions_from_store(unit.session, timezone=zone)
+        now = unit.now
+    value = experience_value(
+        answers, transactions, window_days=window_days, churn_days=churn_days, as_of=now
+    )
+    if as_json:
+        print_json({**value.__dict__, "table": json_rows(value.table)})
+        return
+    name = "name_zh" if current_language() == "zh-CN" else "name_en"
+    print_table(
+        [t("experience.cli.segment"), t("experience.cli.members"), t("experience.cli.repeat"),
+         t("experience.cli.spend"), t("experience.cli.churn")],
+        [
+            (row[name], row["members"], f"{100 * row['repeat_rate']:.0f}%",
+             f"{row['spend']:.1f}", f"{100 * row['churn_rate']:.0f}%")
+            for row in value.table.iter_rows(named=True)
+        ],
+    )  # fmt: skip
+    if value.value_per_point is not None:
+        say(
+            "experience.cli.point_value",
+            value=f"{value.value_per_point:,.0f}",
+            low=f"{value.low:,.0f}",
+            high=f"{value.high:,.0f}",
+            days=window_days,
+        )
+
+
 # --- cases ---------------------------------------------------------------------------------------
 
 

@@ -4,8 +4,10 @@ in ``text/``, ``drivers.py`` and ``painpoints.py``."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import polars as pl
@@ -80,3 +82,54 @@ def comment_summary(
     with_text = answers.filter(pl.col("comment").is_not_null())
     table = comment_table(with_text, lexicon=lexicon, cache_dir=cache_dir)
     return table, aspect_summary(table, lexicon=lexicon)
+
+
+def json_rows(frame: pl.DataFrame) -> list[dict[str, Any]]:
+    """Rows for JSON: NaN (an undefined rate) becomes null."""
+    return frame.with_columns(pl.col(pl.Float64).fill_nan(None)).to_dicts()
+
+
+@dataclass(frozen=True)
+class Diagnosis:
+    """What drives the scores and where it hurts, for one period."""
+
+    weights: pl.DataFrame  # relative weights of the ratings on NPS, per touchpoint
+    skipped: list[str]  # touchpoints that could not be analysed, and why
+    aspects: pl.DataFrame  # comment aspects behind detractors
+    pain_points: pl.DataFrame
+
+
+def diagnose(
+    answers: pl.DataFrame,
+    transactions: pl.DataFrame | None,
+    *,
+    cache_dir: Path,
+    lexicon_file: Path | None = None,
+    resamples: int = 1000,
+) -> Diagnosis:
+    from memberlab.core.errors import InvalidInput
+    from memberlab.experience.drivers import aspect_drivers, driver_weights
+    from memberlab.experience.painpoints import pain_points
+    from memberlab.experience.text.aspects import load_lexicon
+
+    lexicon = load_lexicon(lexicon_file) if lexicon_file else None
+    table, _ = comment_summary(answers, cache_dir=cache_dir, lexicon_file=lexicon_file)
+    skipped: list[str] = []
+
+    def part(run: Any) -> pl.DataFrame:
+        # too few answers for one part of the diagnosis is said, not fatal to the rest
+        try:
+            return run()
+        except InvalidInput as error:
+            skipped.extend(e.render() for e in error.errors)
+            return pl.DataFrame()
+
+    def weights_table() -> pl.DataFrame:
+        drivers = driver_weights(answers, resamples=resamples)
+        skipped.extend(e.render() for e in drivers.skipped)  # touchpoints left out
+        return drivers.table
+
+    weights = part(weights_table)
+    aspects = part(lambda: aspect_drivers(answers, table, lexicon=lexicon))
+    pains = part(lambda: pain_points(answers, table, transactions, lexicon=lexicon))
+    return Diagnosis(weights, skipped, aspects, pains)

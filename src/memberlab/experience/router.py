@@ -27,6 +27,8 @@ from memberlab.experience.schemas import (
     CaseOut,
     CasePage,
     CloseIn,
+    DiagnosisOut,
+    ExperienceValueOut,
     InvitationCreate,
     InvitationOut,
     JobsRunIn,
@@ -330,6 +332,71 @@ def get_comments(
     answers = answers_frame(ctx.session, timezone=zone, start=start, end=end, touchpoint=touchpoint)
     _, summary = comment_summary(answers, cache_dir=ctx.state.settings.resolved_model_dir)
     return [AspectOut(**row) for row in summary.iter_rows(named=True)]
+
+
+@router.get(
+    "/drivers",
+    response_model=DiagnosisOut,
+    summary="What drives NPS (relative weights by touchpoint), what detractors complain "
+    "about, and the ranked pain points",
+)
+def get_drivers(
+    ctx: Read,
+    start: date | None = Query(None, alias="from"),
+    end: date | None = Query(None, alias="to"),
+    resamples: Annotated[int, Query(ge=0, le=5000)] = 1000,
+) -> DiagnosisOut:
+    from memberlab.analytics.data import transactions_from_store
+    from memberlab.experience.diagnosis import answers_frame, diagnose, json_rows
+
+    zone = get_tenant(ctx.session, ctx.tenant_id).timezone
+    answers = answers_frame(ctx.session, timezone=zone, start=start, end=end)
+    transactions = transactions_from_store(ctx.session, timezone=zone)
+    found = diagnose(
+        answers,
+        transactions if transactions.height else None,
+        cache_dir=ctx.state.settings.resolved_model_dir,
+        resamples=resamples,
+    )
+    return DiagnosisOut(
+        weights=json_rows(found.weights),
+        skipped=found.skipped,
+        aspects=json_rows(found.aspects),
+        pain_points=json_rows(found.pain_points),
+    )
+
+
+@router.get(
+    "/value",
+    response_model=ExperienceValueOut,
+    summary="What promoters, passives and detractors did next, and what an NPS point is worth",
+)
+def get_experience_value(
+    ctx: Read,
+    window_days: Annotated[int, Query(ge=1, le=730)] = 90,
+    churn_days: Annotated[int, Query(ge=1, le=730)] = 180,
+) -> ExperienceValueOut:
+    from memberlab.analytics.data import transactions_from_store
+    from memberlab.experience.diagnosis import answers_frame, json_rows
+    from memberlab.experience.drivers import experience_value
+
+    zone = get_tenant(ctx.session, ctx.tenant_id).timezone
+    answers = answers_frame(ctx.session, timezone=zone)
+    transactions = transactions_from_store(ctx.session, timezone=zone)
+    value = experience_value(
+        answers, transactions, window_days=window_days, churn_days=churn_days, as_of=ctx.now
+    )
+    return ExperienceValueOut(
+        segments=json_rows(value.table),
+        members=value.members,
+        answers=value.answers,
+        window_days=value.window_days,
+        churn_days=value.churn_days,
+        spend_gap=value.spend_gap,
+        value_per_point=value.value_per_point,
+        low=value.low,
+        high=value.high,
+    )
 
 
 # --- follow-up cases ---------------------------------------------------------------------------

@@ -176,3 +176,29 @@ class AspectOut(BaseModel):
     mean_nps: float | None
     keywords: list[str]
     quotes: list[str]
+
+
+class DiagnosisOut(BaseModel):
+    weights: list[dict[str, Any]] = Field(
+        description="Per touchpoint and rated attribute: n, r2, weight and share of R^2 with "
+        "bootstrap intervals, rank."
+    )
+    skipped: list[str] = Field(description="Touchpoints that could not be analysed, and why.")
+    aspects: list[dict[str, Any]] = Field(
+        description="Comment aspects behind detractors: rates, lift, excess detractors, q value."
+    )
+    pain_points: list[dict[str, Any]] = Field(
+        description="Touchpoint x aspect, ranked: volume, negativity, NPS and churn gaps, quotes."
+    )
+
+
+class ExperienceValueOut(BaseModel):
+    segments: list[dict[str, Any]]
+    members: int
+    answers: int
+    window_days: int
+    churn_days: int
+    spend_gap: float | None
+    value_per_point: float | None
+    low: float | None
+    high: float | None
