@@ -12,6 +12,7 @@ import string
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
+from decimal import Decimal
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -115,6 +116,8 @@ def t(key: str, lang: Language | None = None, /, **params: Any) -> str:
     template = table[lang].get(key) or table["en"].get(key)
     if template is None:
         return key if not params else f"{key} {params}"
+    # a Decimal reads as written: 90, not the 9E+1 that str() gives after normalize()
+    params = {k: format(v, "f") if isinstance(v, Decimal) else v for k, v in params.items()}
     try:
         return template.format(**params)
     except (KeyError, IndexError, ValueError):
