@@ -2,7 +2,22 @@
 
 from memberlab.core.db import Base
 from memberlab.core.models import ApiKey, Tenant
-from memberlab.experience.models import SurveyResponse
+from memberlab.engagement.models import (
+    Engagement,
+    EngagementEvent,
+    EngagementVersion,
+    EvidenceItem,
+)
+from memberlab.experience.models import (
+    CaseNote,
+    ExperienceSettings,
+    FollowUpCase,
+    JourneyStage,
+    Survey,
+    SurveyInvitation,
+    SurveyResponse,
+    Touchpoint,
+)
 from memberlab.ledger.models import (
     IdempotencyRecord,
     ImportRun,
@@ -23,9 +38,17 @@ from memberlab.webhooks.models import OutboxEvent, WebhookEndpoint
 __all__ = [
     "ApiKey",
     "Base",
+    "CaseNote",
     "Coupon",
+    "Engagement",
+    "EngagementEvent",
+    "EngagementVersion",
+    "EvidenceItem",
+    "ExperienceSettings",
+    "FollowUpCase",
     "IdempotencyRecord",
     "ImportRun",
+    "JourneyStage",
     "LedgerEntry",
     "Member",
     "MemberState",
@@ -41,8 +64,11 @@ __all__ = [
     "Redemption",
     "RewardStock",
     "Store",
+    "Survey",
+    "SurveyInvitation",
     "SurveyResponse",
     "Tenant",
     "TierChange",
+    "Touchpoint",
     "WebhookEndpoint",
 ]

@@ -109,10 +109,16 @@ class Annex(StrEnum):
     OTHER = "other"
 
 
+class Side(StrEnum):
+    PROVIDER = "provider"  # 乙方 delivers: lateness is late delivery
+    CLIENT = "client"  # 甲方 provides (data, the needs questionnaire): lateness is a lack of cooperation
+
+
 class Deliverable(_Strict):
     code: Code
     name: LocalText
     annex: Annex = Annex.OTHER
+    by: Side = Side.PROVIDER
     milestone: Code | None = None
     due: dt.date
     value: Decimal | None = Field(default=None, gt=0)  # for penalties on its value
