@@ -111,7 +111,7 @@ class Annex(StrEnum):
 
 class Side(StrEnum):
     PROVIDER = "provider"  # 乙方 delivers: lateness is late delivery
-    CLIENT = "client"  # 甲方 provides (data, the needs questionnaire): lateness is a lack of cooperation
+    CLIENT = "client"  # 甲方 provides (data, the questionnaire): lateness is non-cooperation
 
 
 class Deliverable(_Strict):
