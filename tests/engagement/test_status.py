@@ -55,7 +55,7 @@ HAPPENED = [
         deliverable="program_design",
         reasons="积分规则不完整",
         rejected_by="王明",
-    ),  # fmt: skip
+    ),
     event("submission", D(2026, 4, 28), deliverable="program_design", seq=1),
     event("acceptance", D(2026, 4, 30), deliverable="program_design", accepted_by="王明"),
     event("submission", D(2026, 4, 18), deliverable="evaluation_standards"),
@@ -93,7 +93,7 @@ def test_instalments_their_due_dates_and_payments(status) -> None:
     assert design.due.date == D(2026, 5, 18)
     assert (design.paid, design.days_overdue) == (Decimal("192000.00"), 45)
     final = status.schedule.status("final")
-    assert (final.due, final.state) == (None, "awaiting_trigger")  # final acceptance is still to come
+    assert (final.due, final.state) == (None, "awaiting_trigger")  # no final acceptance yet
 
 
 def test_deliverables_and_milestones(status) -> None:
