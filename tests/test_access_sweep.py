@@ -11,10 +11,13 @@ that lacks a route's permission is refused, and unauthenticated calls are refuse
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from fastapi.routing import APIRoute, iter_route_contexts
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -25,6 +28,7 @@ from memberlab.core.app_state import AppState
 from memberlab.core.models import ApiKey
 from memberlab.core.web import Requires
 from memberlab.datasets.demo import sample_program_text
+from memberlab.engagement.models import EngagementEvent, EngagementVersion
 from memberlab.experience.models import CaseNote, FollowUpCase, Survey
 from memberlab.ledger.models import LedgerEntry, Order
 from memberlab.members.models import Member
@@ -111,6 +115,14 @@ def _victim(state: AppState, client: TestClient) -> tuple[TenantWithKeys, dict[s
     answer = client.post(url[url.index("/s/") :], data={"nps": "2", "comment": "VictimComment"})
     assert answer.status_code == 200, answer.text
     victim_cases = client.get("/api/v1/experience/cases", headers=headers).json()["items"]
+    engagement = client.post("/api/v1/engagements", json=VICTIM_TERMS, headers=headers)
+    assert engagement.status_code == 201, engagement.text
+    signed = client.post(
+        "/api/v1/engagements/VICTIM-ENG/events",
+        json={"kind": "signed", "on": "2026-01-05", "payload": {}},
+        headers=headers,
+    )
+    assert signed.status_code == 201, signed.text
     ids = {
         "member_id": "VICTIM-001",
         "version_id": version_id,
@@ -122,6 +134,7 @@ def _victim(state: AppState, client: TestClient) -> tuple[TenantWithKeys, dict[s
         "what": "members",
         "code": "victim_survey",
         "case_id": victim_cases[0]["id"],
+        "number": "VICTIM-ENG",
     }
     return victim, ids
 
@@ -135,6 +148,26 @@ VICTIM_SURVEY = {
     ],
 }
 INTRUDER_SURVEY = {**VICTIM_SURVEY, "code": "intruder_survey", "title": {"zh": "调查", "en": "S"}}
+_ENGAGEMENT = json.loads(
+    json.dumps(
+        yaml.safe_load(
+            (
+                Path(__file__).parents[1]
+                / "src/memberlab/engagement/samples/membership_consulting.yaml"
+            ).read_text(encoding="utf-8")
+        ),
+        default=str,
+    )
+)
+VICTIM_TERMS = {
+    **_ENGAGEMENT,
+    "contract_number": "VICTIM-ENG",
+    "parties": {
+        **_ENGAGEMENT["parties"],
+        "client": {**_ENGAGEMENT["parties"]["client"], "legal_name": "VictimCo Ltd"},
+    },
+}
+INTRUDER_TERMS = {**_ENGAGEMENT, "contract_number": "INTRUDER-ENG"}
 
 
 # What to send to each route: a request that would succeed for the right caller.
@@ -230,6 +263,19 @@ ROUTE_CALLS: dict[tuple[str, str], dict[str, Any]] = {
     ("GET", "/api/v1/experience/cases/{case_id}"): {},
     ("POST", "/api/v1/experience/cases/{case_id}/assign"): {"json": {"assignee": "intruder"}},
     ("POST", "/api/v1/experience/cases/{case_id}/notes"): {"json": {"text": "intruder"}},
+    ("POST", "/api/v1/engagements/validate"): {"json": INTRUDER_TERMS},
+    ("POST", "/api/v1/engagements"): {"json": INTRUDER_TERMS},
+    ("GET", "/api/v1/engagements"): {},
+    ("GET", "/api/v1/engagements/{number}"): {},
+    ("GET", "/api/v1/engagements/{number}/versions"): {},
+    ("POST", "/api/v1/engagements/{number}/events"): {
+        "json": {"kind": "completed", "on": "2026-02-01", "payload": {}}
+    },
+    ("GET", "/api/v1/engagements/{number}/events"): {},
+    ("GET", "/api/v1/engagements/{number}/status"): {},
+    ("POST", "/api/v1/engagements/{number}/changes/{code}/approve"): {
+        "json": {"on": "2026-03-01", "decided_by": "intruder", "terms": INTRUDER_TERMS}
+    },
     ("POST", "/api/v1/experience/cases/{case_id}/close"): {
         "json": {"resolution": "closed by intruder", "gesture_points": 10}
     },
@@ -326,6 +372,10 @@ def victim_snapshot(state: AppState, tenant_id: int) -> dict[str, Any]:
                 for c in session.scalars(select(FollowUpCase))
             ],
             "case_notes": session.scalar(select(func.count()).select_from(CaseNote)),
+            "engagement_events": session.scalar(select(func.count()).select_from(EngagementEvent)),
+            "engagement_versions": session.scalar(
+                select(func.count()).select_from(EngagementVersion)
+            ),
         }
 
 
@@ -433,6 +483,7 @@ def test_calls_without_a_valid_key_are_refused(
         "what": "members",
         "code": "victim_survey",
         "case_id": 1,
+        "number": "VICTIM-ENG",
     }
     for method, route in api_routes(client):
         response = call(client, method, route, ids, headers)

@@ -28,6 +28,7 @@ from memberlab.core.web import (
     handle_unexpected,
 )
 from memberlab.dataio.router import router as data_router
+from memberlab.engagement.router import router as engagement_router
 from memberlab.experience.pages import router as experience_pages
 from memberlab.experience.router import router as experience_router
 from memberlab.ledger.router import router as ledger_router
@@ -91,6 +92,7 @@ def create_app(
     api.include_router(data_router)
     api.include_router(analytics_router)
     api.include_router(experience_router)
+    api.include_router(engagement_router)
     app.include_router(api)
     app.include_router(experience_pages)  # public survey links and the case list page
 

@@ -40,6 +40,7 @@ class Permission(StrEnum):
     DATA_IMPORT = "data:import"  # members, transactions, responses, stores, products from files
     EXPERIENCE_MANAGE = "experience:manage"  # touchpoints, surveys, asking rules, invitations
     CASES_WORK = "cases:work"  # follow-up cases: read, assign, note, close with a gesture
+    ENGAGEMENTS_MANAGE = "engagements:manage"  # contracts: terms, events, changes, evidence
 
 
 _GRANTS: dict[Role, frozenset[Permission]] = {

@@ -187,7 +187,7 @@ class TeamMember(_Strict):
 
 
 class EngagementDefinition(_Strict):
-    contract_number: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_\-/]{0,63}$")]
+    contract_number: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
     title: LocalText
     contract_type: Annotated[str, Field(max_length=64)] = "technical_service"  # 技术服务合同
     parties: Parties

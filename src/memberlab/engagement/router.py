@@ -1,0 +1,236 @@
+"""HTTP routes of the engagement: the terms (versions), what happens (events), agreed
+changes, and where it stands."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Header, status
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from memberlab.core.access import Permission
+from memberlab.core.i18n import current_language
+from memberlab.core.tenants import get_tenant
+from memberlab.core.web import RequestContext, requires
+from memberlab.engagement import service
+from memberlab.engagement.definition import validate_definition
+from memberlab.engagement.events import EventKind
+from memberlab.engagement.status import EngagementStatus, describe_breach
+
+router = APIRouter(prefix="/engagements", tags=["engagements"])
+Manage = Annotated[RequestContext, requires(Permission.ENGAGEMENTS_MANAGE)]
+Read = Annotated[RequestContext, requires(Permission.REPORTS_READ)]
+
+
+class EventIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    kind: EventKind
+    on: dt.date
+    payload: dict[str, Any] = Field(default_factory=dict)
+
+
+class ChangeApproval(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    on: dt.date
+    decided_by: str = Field(min_length=1, max_length=100)
+    terms: dict[str, Any]
+
+
+def _today(ctx: RequestContext) -> dt.date:
+    zone = get_tenant(ctx.session, ctx.tenant_id).timezone
+    return ctx.now.astimezone(ZoneInfo(zone)).date()
+
+
+def _summary(engagement: Any) -> dict[str, Any]:
+    return {
+        "contract_number": engagement.contract_number,
+        "status": engagement.status,
+        "current_version": engagement.current_version,
+        "created_at": engagement.created_at.isoformat(),
+    }
+
+
+def status_view(found: EngagementStatus, lang: str) -> dict[str, Any]:
+    """Where an engagement stands, for JSON: dates, states, amounts, messages in ``lang``."""
+
+    def money(value: Any) -> str:
+        return format(value, "f")
+
+    return {
+        "as_of": found.as_of.isoformat(),
+        "signed_on": found.signed_on.isoformat() if found.signed_on else None,
+        "instalments": [
+            {
+                "code": s.code,
+                "payable": money(s.payable),
+                "paid": money(s.paid),
+                "outstanding": money(s.outstanding),
+                "state": s.state,
+                "due": s.due.date.isoformat() if s.due else None,
+                "due_provisional": s.due.provisional if s.due else None,
+                "due_rule": s.due.describe(lang) if s.due else None,  # type: ignore[arg-type]
+                "days_overdue": s.days_overdue,
+            }
+            for s in found.schedule.instalments
+        ],
+        "deliverables": [
+            {
+                "code": d.code,
+                "by": d.by.value,
+                "due": d.due.isoformat(),
+                "state": d.state,
+                "submitted_on": d.submitted_on.isoformat() if d.submitted_on else None,
+                "accepted_on": d.accepted_on.isoformat() if d.accepted_on else None,
+                "late_days": d.late_days,
+            }
+            for d in found.deliverables
+        ],
+        "milestones": {k: v.isoformat() if v else None for k, v in found.milestones.items()},
+        "standards": [
+            {
+                "code": s.code,
+                "target": money(s.target),
+                "state": s.state,
+                "rounds": [
+                    {"on": day.isoformat(), "value": money(value), "passed": passed}
+                    for day, value, passed in s.rounds
+                ],
+                "improvement_rounds_left": s.improvement_rounds_left,
+            }
+            for s in found.standards
+        ],
+        "breaches": [
+            {
+                "type": b.breach_type.value,
+                "subject": b.subject,
+                "clause": b.clause,
+                "since": b.since.isoformat(),
+                "amount": money(b.result.amount) if b.result else None,
+                "description": describe_breach(b).render(lang),  # type: ignore[arg-type]
+                "warnings": [w.render(lang) for w in b.result.warnings]  # type: ignore[arg-type]
+                if b.result
+                else [],
+            }
+            for b in found.breaches
+        ],
+        "penalties_owed": {k: money(v) for k, v in found.penalties_total.items()},
+        "warnings": [w.render(lang) for w in found.warnings],  # type: ignore[arg-type]
+    }
+
+
+@router.post("/validate", summary="Check engagement terms without storing them")
+def validate(body: dict[str, Any], ctx: Manage) -> dict[str, Any]:
+    spec = validate_definition(body)
+    return {"valid": True, "contract_number": spec.contract_number}
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, summary="Create an engagement from terms")
+def create(body: dict[str, Any], ctx: Manage) -> dict[str, Any]:
+    spec = validate_definition(body)
+    engagement = service.create(ctx.session, spec, actor=ctx.principal.actor, now=ctx.now)
+    return _summary(engagement)
+
+
+@router.get("", summary="Every engagement")
+def list_all(ctx: Read) -> list[dict[str, Any]]:
+    return [_summary(e) for e in service.list_engagements(ctx.session)]
+
+
+@router.get("/{number}", summary="One engagement with the terms in force")
+def get_one(number: str, ctx: Read) -> dict[str, Any]:
+    engagement = service.get(ctx.session, number)
+    terms = service.terms(ctx.session, engagement)
+    return {**_summary(engagement), "terms": terms.model_dump(mode="json")}
+
+
+@router.get("/{number}/versions", summary="Every version of the terms, with why it changed")
+def get_versions(number: str, ctx: Read) -> list[dict[str, Any]]:
+    engagement = service.get(ctx.session, number)
+    return [
+        {
+            "version": v.version,
+            "reason": v.reason,
+            "change_code": v.change_code,
+            "content_hash": v.content_hash,
+            "created_at": v.created_at.isoformat(),
+            "created_by": v.created_by,
+        }
+        for v in service.versions(ctx.session, engagement)
+    ]
+
+
+@router.post("/{number}/events", summary="Record what happened (Idempotency-Key optional)")
+def post_event(
+    number: str,
+    body: EventIn,
+    ctx: Manage,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=200)] = None,
+) -> JSONResponse:
+    engagement = service.get(ctx.session, number)
+    recorded = service.record(
+        ctx.session,
+        engagement,
+        kind=body.kind,
+        on=body.on,
+        payload=body.payload,
+        key=idempotency_key,
+        actor=ctx.principal.actor,
+        now=ctx.now,
+        today=_today(ctx),
+    )
+    event = recorded.event
+    return JSONResponse(
+        {"id": event.id, "kind": event.kind, "on": event.happened_on.isoformat(),
+         "payload": event.payload, "key": event.key},
+        status_code=status.HTTP_200_OK if recorded.replayed else status.HTTP_201_CREATED,
+        headers={"Idempotent-Replayed": "true"} if recorded.replayed else {},
+    )  # fmt: skip
+
+
+@router.get("/{number}/events", summary="What happened, in order")
+def get_events(number: str, ctx: Read) -> list[dict[str, Any]]:
+    engagement = service.get(ctx.session, number)
+    return [
+        {
+            "id": e.id,
+            "kind": e.kind,
+            "on": e.happened_on.isoformat(),
+            "payload": e.payload,
+            "recorded_by": e.recorded_by,
+            "recorded_at": e.recorded_at.isoformat(),
+        }
+        for e in service.event_rows(ctx.session, engagement)
+    ]
+
+
+@router.get("/{number}/status", summary="Where it stands: payments, deliverables, breaches")
+def get_status(number: str, ctx: Read, as_of: dt.date | None = None) -> dict[str, Any]:
+    engagement = service.get(ctx.session, number)
+    found = service.status(ctx.session, engagement, as_of or _today(ctx))
+    return status_view(found, current_language())
+
+
+@router.post(
+    "/{number}/changes/{code}/approve",
+    status_code=status.HTTP_201_CREATED,
+    summary="Approve a change request: its new terms become the next version",
+)
+def approve_change(number: str, code: str, body: ChangeApproval, ctx: Manage) -> dict[str, Any]:
+    engagement = service.get(ctx.session, number)
+    version = service.approve_change(
+        ctx.session,
+        engagement,
+        code=code,
+        new_terms=body.terms,
+        on=body.on,
+        decided_by=body.decided_by,
+        actor=ctx.principal.actor,
+        now=ctx.now,
+        today=_today(ctx),
+    )
+    return {"version": version.version, "reason": version.reason, "change_code": code}
