@@ -24,6 +24,7 @@ from memberlab.core.errors import MemberLabError
 from memberlab.core.i18n import normalise_language, set_language, t
 from memberlab.core.settings import get_settings
 from memberlab.dataio.commands import export_app, import_app
+from memberlab.engagement.commands import engagement_app
 from memberlab.experience.commands import cx_app
 from memberlab.ledger.commands import jobs_app, liability_command, webhooks_app
 from memberlab.members.commands import member_app
@@ -63,6 +64,7 @@ app.add_typer(export_app, name="export")
 app.add_typer(analyze_app, name="analyze")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(cx_app, name="cx")
+app.add_typer(engagement_app, name="engagement")
 app.command("liability")(liability_command)
 
 

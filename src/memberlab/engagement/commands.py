@@ -1,0 +1,155 @@
+"""CLI: ``memberlab engagement ...``: the contract's terms, what happens, where it stands,
+the evidence and the documents."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import typer
+
+from memberlab.core.cli_support import (
+    JsonOption,
+    TenantOption,
+    actor,
+    print_json,
+    print_table,
+    say,
+    unit_of_work,
+)
+from memberlab.core.errors import FieldError, InvalidInput
+from memberlab.core.i18n import current_language, t
+from memberlab.core.tenants import get_tenant
+from memberlab.engagement import service
+from memberlab.engagement.definition import parse_definition_text
+from memberlab.engagement.events import EventKind
+
+engagement_app = typer.Typer(
+    help="Engagements: contract terms, events, status, evidence, documents. / 咨询项目合同。",
+    no_args_is_help=True,
+)
+FileArgument = typer.Argument(..., exists=True, dir_okay=False, help="YAML or JSON.")
+
+
+def _read(file: Path):  # type: ignore[no-untyped-def]
+    return parse_definition_text(file.read_text(encoding="utf-8-sig"))
+
+
+def _date(value: str | None, option: str) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(errors=[FieldError(option, "core.v.date", {"value": value})]) from None
+
+
+def _today(unit) -> dt.date:  # type: ignore[no-untyped-def]
+    zone = get_tenant(unit.session, unit.tenant_id).timezone
+    return unit.now.astimezone(ZoneInfo(zone)).date()
+
+
+@engagement_app.command("validate")
+def validate_command(file: Path = FileArgument) -> None:
+    """Check an engagement file; every problem with its field and line. / 校验合同文件。"""
+    spec = _read(file)
+    say("engagement.cli.valid", number=spec.contract_number)
+
+
+@engagement_app.command("create")
+def create_command(file: Path = FileArgument, tenant: str | None = TenantOption) -> None:
+    """Store a new engagement from its file (version 1). / 创建项目。"""
+    spec = _read(file)
+    with unit_of_work(tenant) as unit:
+        service.create(unit.session, spec, actor=actor(), now=unit.now)
+    say("engagement.cli.created", number=spec.contract_number)
+
+
+@engagement_app.command("list")
+def list_command(tenant: str | None = TenantOption, as_json: bool = JsonOption) -> None:
+    """Every engagement. / 全部项目。"""
+    with unit_of_work(tenant) as unit:
+        rows = [
+            (e.contract_number, e.status, e.current_version)
+            for e in service.list_engagements(unit.session)
+        ]
+    if as_json:
+        print_json([dict(zip(("contract_number", "status", "version"), r, strict=True))
+                    for r in rows])  # fmt: skip
+        return
+    print_table(
+        [t("engagement.cli.number"), t("engagement.cli.status"), t("engagement.cli.version")], rows
+    )
+
+
+@engagement_app.command("record")
+def record_command(
+    number: str = typer.Argument(..., help="Contract number. / 合同编号。"),
+    kind: EventKind = typer.Argument(..., help="signed, payment, submission, acceptance, ..."),
+    on: str = typer.Option(..., "--on", help="The day it happened, YYYY-MM-DD."),
+    data: str = typer.Option("{}", "--data", help='The details as JSON, e.g. {"amount": "1.00"}.'),
+    key: str | None = typer.Option(None, "--key", help="Makes a retry harmless."),
+    tenant: str | None = TenantOption,
+) -> None:
+    """Record what happened: signing, a payment, a submission, an acceptance, ...
+    / 记录合同履行事项。"""
+    day = _date(on, "--on")
+    assert day is not None
+    try:
+        payload: Any = json.loads(data)
+    except ValueError as error:
+        raise InvalidInput(
+            errors=[FieldError("--data", "core.v.json", {"detail": str(error)})]
+        ) from None
+    if not isinstance(payload, dict):
+        raise InvalidInput(errors=[FieldError("--data", "core.v.mapping", {"value": data[:40]})])
+    with unit_of_work(tenant) as unit:
+        engagement = service.get(unit.session, number)
+        recorded = service.record(
+            unit.session, engagement, kind=kind, on=day, payload=payload, key=key,
+            actor=actor(), now=unit.now, today=_today(unit),
+        )  # fmt: skip
+    say(
+        "engagement.cli.replayed" if recorded.replayed else "engagement.cli.recorded",
+        kind=kind.value,
+        on=day.isoformat(),
+    )
+
+
+@engagement_app.command("status")
+def status_command(
+    number: str = typer.Argument(..., help="Contract number. / 合同编号。"),
+    as_of: str | None = typer.Option(None, "--as-of", help="YYYY-MM-DD (default today)."),
+    tenant: str | None = TenantOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Payments due and overdue, deliverables, standards, breaches with their amounts.
+    / 付款、交付、评估与违约情况。"""
+    from memberlab.engagement.router import status_view
+
+    with unit_of_work(tenant) as unit:
+        engagement = service.get(unit.session, number)
+        day = _date(as_of, "--as-of") or _today(unit)
+        found = service.status(unit.session, engagement, day)
+    view = status_view(found, current_language())
+    if as_json:
+        print_json(view)
+        return
+    print_table(
+        [t("engagement.cli.instalment"), t("engagement.cli.due"), t("engagement.cli.payable"),
+         t("engagement.cli.paid"), t("engagement.cli.status")],
+        [(i["code"], i["due"] or "-", i["payable"], i["paid"], i["state"])
+         for i in view["instalments"]],
+        title=t("engagement.cli.payments", number=number, as_of=view["as_of"]),
+    )  # fmt: skip
+    print_table(
+        [t("engagement.cli.deliverable"), t("engagement.cli.due"), t("engagement.cli.status"),
+         t("engagement.cli.late_days")],
+        [(d["code"], d["due"], d["state"], d["late_days"]) for d in view["deliverables"]],
+    )  # fmt: skip
+    for breach in view["breaches"]:
+        say("engagement.cli.breach", description=breach["description"])
+    say("engagement.cli.owed", **view["penalties_owed"])
