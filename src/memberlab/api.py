@@ -28,6 +28,7 @@ from memberlab.core.web import (
     handle_unexpected,
 )
 from memberlab.dataio.router import router as data_router
+from memberlab.engagement.pages import router as engagement_pages
 from memberlab.engagement.router import router as engagement_router
 from memberlab.experience.pages import router as experience_pages
 from memberlab.experience.router import router as experience_router
@@ -95,6 +96,7 @@ def create_app(
     api.include_router(engagement_router)
     app.include_router(api)
     app.include_router(experience_pages)  # public survey links and the case list page
+    app.include_router(engagement_pages)
 
     app.add_exception_handler(MemberLabError, handle_domain_error)
     app.add_exception_handler(RequestValidationError, handle_request_validation)

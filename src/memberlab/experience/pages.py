@@ -8,66 +8,31 @@ reason. No asset is fetched from anywhere: the styles are in the page.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
-from functools import lru_cache
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse
-from jinja2 import Environment, PackageLoader, select_autoescape
 
 from memberlab.core.errors import InvalidInput, MemberLabError
-from memberlab.core.i18n import Language, normalise_language, t
+from memberlab.core.i18n import Language, t
+from memberlab.core.pages import APP_HEADERS, page_language, render, script_strings
 from memberlab.core.web import state_of
 from memberlab.experience import answers
 from memberlab.experience.invitations import InvitationNotFound
 from memberlab.experience.surveys import SCALES, QuestionType, SurveyDefinition
 
 router = APIRouter(include_in_schema=False)
-LANGUAGES = (("zh-CN", "中文"), ("en", "English"))
 SCALE_ENDS = {
     "nps": ("experience.page.nps_low", "experience.page.nps_high"),
     "csat": ("experience.page.csat_low", "experience.page.csat_high"),
     "ces": ("experience.page.ces_low", "experience.page.ces_high"),
     "rating": ("experience.page.rating_low", "experience.page.rating_high"),
 }
-HEADERS = {
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    ),
-    "Referrer-Policy": "no-referrer",  # the link is the credential: never leak it
-    "X-Content-Type-Options": "nosniff",
-}
-
-
-@lru_cache(maxsize=1)
-def _templates() -> Environment:
-    return Environment(
-        loader=PackageLoader("memberlab.experience", "templates"),
-        autoescape=select_autoescape(["html"]),
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-
-
-def _render(name: str, status: int, headers: Mapping[str, str] = HEADERS, **context: Any):
-    html = _templates().get_template(name).render(languages=LANGUAGES, **context)
-    return HTMLResponse(html, status_code=status, headers=dict(headers))
-
-
-def _language(request: Request, preferred: str | None) -> Language:
-    return (
-        normalise_language(request.query_params.get("lang"))
-        or normalise_language(preferred)
-        or "zh-CN"
-    )
 
 
 def _message(lang: Language, status: int, title_key: str, message_key: str, **params: Any):
-    return _render(
+    return render(
         "message.html",
         status,
         lang=lang,
@@ -122,7 +87,7 @@ def _survey_page(
     status: int = 200,
 ) -> HTMLResponse:
     definition = link.definition
-    return _render(
+    return render(
         "answer.html",
         status,
         lang=lang,
@@ -147,12 +112,12 @@ def _link_problem(error: MemberLabError, lang: Language) -> HTMLResponse:
 @router.get("/s/{token}", response_class=HTMLResponse)
 def survey_page(token: str, request: Request) -> HTMLResponse:
     state = state_of(request)
-    lang = _language(request, None)
+    lang = page_language(request, None)
     try:
         tenant_id = answers.tenant_of_link(state.database, token)
         with state.database.session(tenant_id=tenant_id) as session:
             link = answers.open_link(session, token, now=state.clock())
-            lang = _language(request, link.invitation.language)
+            lang = page_language(request, link.invitation.language)
             return _survey_page(link, lang)
     except (InvitationNotFound, answers.LinkUsed, answers.LinkExpired) as error:
         return _link_problem(error, lang)
@@ -161,14 +126,14 @@ def survey_page(token: str, request: Request) -> HTMLResponse:
 @router.post("/s/{token}", response_class=HTMLResponse)
 async def answer_survey(token: str, request: Request) -> HTMLResponse:
     state = state_of(request)
-    lang = _language(request, None)
+    lang = page_language(request, None)
     raw = await request.form()
     form = {key: [str(v) for v in raw.getlist(key)] for key in raw}
     try:
         tenant_id = answers.tenant_of_link(state.database, token)
         with state.database.session(tenant_id=tenant_id) as session:
             link = answers.open_link(session, token, now=state.clock())
-            lang = _language(request, link.invitation.language)
+            lang = page_language(request, link.invitation.language)
             try:
                 answers.submit(session, token, form, now=state.clock())
             except InvalidInput as invalid:
@@ -190,23 +155,16 @@ CASE_STRINGS = (
 @router.get("/app/cases", response_class=HTMLResponse)
 def cases_page(request: Request) -> HTMLResponse:
     """The follow-up list: the page asks for an API key and reads the cases API with it."""
-    lang = _language(request, state_of(request).settings.language)
+    lang = page_language(request, state_of(request).settings.language)
     strings = {name: t(f"experience.cases.{name}", lang) for name in CASE_STRINGS}
     strings["lang"] = lang
-    headers = {
-        **HEADERS,
-        "Content-Security-Policy": (
-            "default-src 'none'; style-src 'unsafe-inline'; script-src 'unsafe-inline'; "
-            "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-        ),
-    }
-    return _render(
+    return render(
         "cases.html",
         200,
-        headers,
+        APP_HEADERS,
         lang=lang,
         main_class="wide",
         title=t("experience.cases.title", lang),
         t=strings,
-        strings_json=json.dumps(strings, ensure_ascii=False).replace("</", "<\\/"),
+        strings_json=script_strings(strings),
     )
