@@ -273,6 +273,12 @@ ROUTE_CALLS: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("GET", "/api/v1/engagements/{number}/events"): {},
     ("GET", "/api/v1/engagements/{number}/status"): {},
+    ("POST", "/api/v1/engagements/{number}/evidence"): {
+        "files": {"file": ("minutes.txt", b"intruder minutes")},
+        "data": {"kind": "other", "title": "intruder"},
+    },
+    ("GET", "/api/v1/engagements/{number}/evidence"): {},
+    ("GET", "/api/v1/engagements/{number}/evidence/verify"): {},
     ("POST", "/api/v1/engagements/{number}/changes/{code}/approve"): {
         "json": {"on": "2026-03-01", "decided_by": "intruder", "terms": INTRUDER_TERMS}
     },

@@ -164,3 +164,35 @@ def test_terms_that_do_not_hold_are_refused(client: TestClient, firm: TenantWith
     valid = client.post(f"{API}/validate", json=TERMS, headers=firm.headers())
     assert valid.json() == {"valid": True, "contract_number": NUMBER}
     assert client.get(f"{API}/NOPE", headers=firm.headers()).status_code == 404
+
+
+def test_evidence_uploaded_listed_and_verified(
+    client: TestClient, state: AppState, firm: TenantWithKeys
+) -> None:
+    uploaded = client.post(
+        f"{API}/{NUMBER}/evidence",
+        files={"file": ("验收单.pdf", "%PDF-1.4 accepted by 王明".encode())},
+        data={"kind": "acceptance", "title": "方案验收单"},
+        headers=firm.headers(),
+    )
+    assert uploaded.status_code == 201, uploaded.text
+    item = uploaded.json()
+    assert (item["seq"], item["kind"], item["size"]) == (1, "acceptance", 27)
+    empty = client.post(
+        f"{API}/{NUMBER}/evidence",
+        files={"file": ("empty.txt", b"")},
+        data={"kind": "nonsense", "title": "x"},
+        headers=firm.headers(),
+    )
+    assert empty.status_code == 422
+    assert {e["field"] for e in empty.json()["errors"]} >= {"kind"}
+    listed = client.get(f"{API}/{NUMBER}/evidence", headers=firm.headers(Role.ANALYST)).json()
+    assert [i["title"] for i in listed] == ["方案验收单"]
+    checked = client.get(f"{API}/{NUMBER}/evidence/verify", headers=firm.headers()).json()
+    assert checked["ok"] is True
+
+    stored = next((state.settings.data_dir / "evidence").rglob("*.pdf"))
+    stored.write_bytes(b"%PDF-1.4 accepted by nobody")  # someone edits the file afterwards
+    checked = client.get(f"{API}/{NUMBER}/evidence/verify", headers=firm.headers()).json()
+    assert checked["ok"] is False
+    assert checked["items"][0]["problems"]

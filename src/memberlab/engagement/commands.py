@@ -31,6 +31,10 @@ engagement_app = typer.Typer(
     help="Engagements: contract terms, events, status, evidence, documents. / 咨询项目合同。",
     no_args_is_help=True,
 )
+evidence_app = typer.Typer(
+    help="Proof of performance in a hash chain. / 履约证明材料（哈希链）。", no_args_is_help=True
+)
+engagement_app.add_typer(evidence_app, name="evidence")
 FileArgument = typer.Argument(..., exists=True, dir_okay=False, help="YAML or JSON.")
 
 
@@ -153,3 +157,78 @@ def status_command(
     for breach in view["breaches"]:
         say("engagement.cli.breach", description=breach["description"])
     say("engagement.cli.owed", **view["penalties_owed"])
+
+
+# --- evidence ------------------------------------------------------------------------------------
+
+
+def evidence_root(unit) -> Path:  # type: ignore[no-untyped-def]
+    return Path(unit.state.settings.data_dir) / "evidence"
+
+
+@evidence_app.command("add")
+def evidence_add(
+    number: str = typer.Argument(..., help="Contract number. / 合同编号。"),
+    file: Path = typer.Argument(..., exists=True, dir_okay=False),
+    kind: str = typer.Option(..., "--kind", help="deliverable, acceptance, assessment, ..."),
+    title: str = typer.Option(..., "--title"),
+    tenant: str | None = TenantOption,
+) -> None:
+    """Add a file to the engagement's evidence chain. / 添加履约证明材料。"""
+    from memberlab.engagement.evidence import add_evidence
+
+    with unit_of_work(tenant) as unit:
+        engagement = service.get(unit.session, number)
+        item = add_evidence(
+            unit.session, evidence_root(unit), engagement_pk=engagement.id, kind=kind,
+            title=title, uploaded_by=actor(), now=unit.now, source_path=file,
+        )  # fmt: skip
+        seq, digest = item.seq, item.sha256
+    say("engagement.cli.evidence_added", seq=seq, sha256=digest)
+
+
+@evidence_app.command("verify")
+def evidence_verify(
+    number: str = typer.Argument(..., help="Contract number. / 合同编号。"),
+    tenant: str | None = TenantOption,
+) -> None:
+    """Check every stored file and the chain; exit code 1 when anything changed.
+    / 校验全部材料与哈希链。"""
+    from memberlab.engagement.evidence import verify
+
+    with unit_of_work(tenant) as unit:
+        engagement = service.get(unit.session, number)
+        report = verify(unit.session, evidence_root(unit), engagement.id)
+    typer.echo(report.render(current_language()))
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+@evidence_app.command("export")
+def evidence_export(
+    number: str = typer.Argument(..., help="Contract number. / 合同编号。"),
+    out: Path = typer.Argument(..., help="bundle.zip, or a folder. / 输出。"),
+    tenant: str | None = TenantOption,
+) -> None:
+    """Write the proof of performance: index.pdf, manifest.json and the files.
+    / 导出履约证明材料包。"""
+    from memberlab.engagement.evidence import export_bundle
+
+    with unit_of_work(tenant) as unit:
+        engagement = service.get(unit.session, number)
+        written = export_bundle(
+            unit.session, evidence_root(unit), engagement.id, out, lang=current_language(),
+            definition=service.terms(unit.session, engagement), now=unit.now,
+        )  # fmt: skip
+    say("engagement.cli.exported", path=str(written))
+
+
+@evidence_app.command("check")
+def evidence_check(bundle: Path = typer.Argument(..., exists=True)) -> None:
+    """Check an exported bundle on its own, without the database. / 校验导出的材料包。"""
+    from memberlab.engagement.evidence import verify_bundle
+
+    report = verify_bundle(bundle)
+    typer.echo(report.render(current_language()))
+    if not report.ok:
+        raise typer.Exit(1)

@@ -4,10 +4,11 @@ changes, and where it stands."""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Header, status
+from fastapi import APIRouter, File, Form, Header, UploadFile, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -234,3 +235,81 @@ def approve_change(number: str, code: str, body: ChangeApproval, ctx: Manage) ->
         today=_today(ctx),
     )
     return {"version": version.version, "reason": version.reason, "change_code": code}
+
+
+# --- evidence ------------------------------------------------------------------------------------
+
+
+def _evidence_root(ctx: RequestContext) -> Path:
+    return Path(ctx.state.settings.data_dir) / "evidence"
+
+
+def _item(item: Any) -> dict[str, Any]:
+    return {
+        "seq": item.seq,
+        "kind": item.kind,
+        "title": item.title,
+        "file_name": item.file_name,
+        "sha256": item.sha256,
+        "size": item.size,
+        "uploaded_at": item.uploaded_at.isoformat(),
+        "uploaded_by": item.uploaded_by,
+        "chain_hash": item.chain_hash,
+    }
+
+
+@router.post(
+    "/{number}/evidence",
+    status_code=status.HTTP_201_CREATED,
+    summary="Add a file to the evidence chain (multipart: file, kind, title)",
+)
+async def add_evidence(
+    number: str,
+    ctx: Manage,
+    file: Annotated[UploadFile, File()],
+    kind: Annotated[str, Form()],
+    title: Annotated[str, Form()],
+) -> dict[str, Any]:
+    from memberlab.engagement.evidence import MAX_FILE_BYTES, add_evidence
+
+    engagement = service.get(ctx.session, number)
+    data = await file.read(MAX_FILE_BYTES + 1)  # one byte more says "too large"
+    item = add_evidence(
+        ctx.session, _evidence_root(ctx), engagement_pk=engagement.id, kind=kind, title=title,
+        uploaded_by=ctx.principal.actor, now=ctx.now, data=data,
+        file_name=file.filename or "upload",
+    )  # fmt: skip
+    return _item(item)
+
+
+@router.get("/{number}/evidence", summary="The evidence chain")
+def list_evidence(number: str, ctx: Read) -> list[dict[str, Any]]:
+    from sqlalchemy import select
+
+    from memberlab.engagement.models import EvidenceItem
+
+    engagement = service.get(ctx.session, number)
+    items = ctx.session.scalars(
+        select(EvidenceItem)
+        .where(EvidenceItem.engagement_pk == engagement.id)
+        .order_by(EvidenceItem.seq)
+    )
+    return [_item(i) for i in items]
+
+
+@router.get("/{number}/evidence/verify", summary="Check every file and the chain")
+def verify_evidence(number: str, ctx: Read) -> dict[str, Any]:
+    from memberlab.engagement.evidence import verify
+
+    engagement = service.get(ctx.session, number)
+    report = verify(ctx.session, _evidence_root(ctx), engagement.id)
+    lang = current_language()
+    return {
+        "ok": report.ok,
+        "final_chain_hash": report.final_chain_hash,
+        "items": [
+            {"seq": i.seq, "ok": i.ok, "problems": [f.message(lang) for f in i.findings]}
+            for i in report.items
+        ],
+        "report": report.render(lang),
+    }
