@@ -123,6 +123,34 @@ def record_command(
     )
 
 
+@engagement_app.command("approve")
+def approve_command(
+    number: str = typer.Argument(..., help="Contract number. / 合同编号。"),
+    code: str = typer.Argument(..., help="The change request's code. / 变更编号。"),
+    file: Path = FileArgument,
+    on: str = typer.Option(..., "--on", help="The day it was agreed, YYYY-MM-DD."),
+    decided_by: str = typer.Option(..., "--by", help="Who agreed for the client."),
+    tenant: str | None = TenantOption,
+) -> None:
+    """Agree a change request: the file's terms become the next version.
+    / 批准变更申请：文件中的条款成为新版本。"""
+    from memberlab.programs.validation import load_document
+
+    day = _date(on, "--on")
+    assert day is not None
+    _read(file)  # every problem of the file, with its line, before anything is stored
+    data, _ = load_document(file.read_text(encoding="utf-8-sig"))
+    data = json.loads(json.dumps(data, default=str))
+    with unit_of_work(tenant) as unit:
+        engagement = service.get(unit.session, number)
+        version = service.approve_change(
+            unit.session, engagement, code=code, new_terms=data, on=day, decided_by=decided_by,
+            actor=actor(), now=unit.now, today=_today(unit),
+        )  # fmt: skip
+        made = version.version
+    say("engagement.cli.approved", code=code, version=made)
+
+
 @engagement_app.command("status")
 def status_command(
     number: str = typer.Argument(..., help="Contract number. / 合同编号。"),
@@ -157,6 +185,74 @@ def status_command(
     for breach in view["breaches"]:
         say("engagement.cli.breach", description=breach["description"])
     say("engagement.cli.owed", **view["penalties_owed"])
+
+
+# --- documents -----------------------------------------------------------------------------------
+
+
+def _writer(out: Path, kind: str):  # type: ignore[no-untyped-def]
+    from memberlab.engagement import documents
+
+    suffix = out.suffix.lower()
+    if suffix not in (".docx", ".pdf"):
+        raise InvalidInput(
+            errors=[FieldError("out", "core.v.choice", {"value": suffix or out.name,
+                                                        "expected": ".docx, .pdf"})]
+        )  # fmt: skip
+    if kind == "contract":
+        return documents.contract_docx if suffix == ".docx" else documents.contract_pdf
+    if suffix == ".docx":
+        return documents.supplementary_agreement_docx
+    return documents.supplementary_agreement_pdf
+
+
+@engagement_app.command("contract")
+def contract_command(
+    number: str = typer.Argument(..., help="Contract number. / 合同编号。"),
+    out: Path = typer.Argument(..., dir_okay=False, help="contract.docx or contract.pdf"),
+    version: int | None = typer.Option(None, "--version", help="Default: the terms in force."),
+    tenant: str | None = TenantOption,
+) -> None:
+    """Write the filled contract (DOCX or PDF) in the chosen language. / 生成合同文本。"""
+    write = _writer(out, "contract")
+    with unit_of_work(tenant) as unit:
+        engagement = service.get(unit.session, number)
+        chosen = version or engagement.current_version
+        spec = service.terms(unit.session, engagement, chosen)
+        now = unit.now
+    written = write(spec, current_language(), out, version=chosen, generated_at=now)
+    say("engagement.cli.written", path=str(written))
+
+
+@engagement_app.command("supplement")
+def supplement_command(
+    number: str = typer.Argument(..., help="Contract number. / 合同编号。"),
+    version: int = typer.Argument(..., help="The version an agreed change made. / 变更后版本。"),
+    out: Path = typer.Argument(..., dir_okay=False, help="agreement.docx or agreement.pdf"),
+    tenant: str | None = TenantOption,
+) -> None:
+    """Write the supplementary agreement of a change (DOCX or PDF). / 生成补充协议。"""
+    write = _writer(out, "supplement")
+    with unit_of_work(tenant) as unit:
+        engagement = service.get(unit.session, number)
+        rows = {v.version: v for v in service.versions(unit.session, engagement)}
+        if version not in rows or version < 2:
+            raise InvalidInput(
+                errors=[FieldError("version", "engagement.cli.no_change_version",
+                                   {"value": version, "versions": ", ".join(map(str, rows))})]
+            )  # fmt: skip
+        before = service.terms(unit.session, engagement, version - 1)
+        after = service.terms(unit.session, engagement, version)
+        row = rows[version]
+        approved = next(
+            (e.on for e in service.events(unit.session, engagement)
+             if e.kind is EventKind.CHANGE_APPROVED and e.payload.get("code") == row.change_code),
+            row.created_at.date(),
+        )  # fmt: skip
+        code, reason, now = row.change_code or str(version), row.reason, unit.now
+    written = write(before, after, current_language(), out, change_code=code, reason=reason,
+                    effective_on=approved, generated_at=now)  # fmt: skip
+    say("engagement.cli.written", path=str(written))
 
 
 # --- evidence ------------------------------------------------------------------------------------
