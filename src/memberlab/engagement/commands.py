@@ -151,6 +151,27 @@ def approve_command(
     say("engagement.cli.approved", code=code, version=made)
 
 
+@engagement_app.command("measure")
+def measure_command(
+    number: str = typer.Argument(..., help="Contract number. / 合同编号。"),
+    code: str = typer.Argument(..., help="The standard's code. / 评估标准代码。"),
+    on: str | None = typer.Option(None, "--on", help="Day of the assessment (default today)."),
+    tenant: str | None = TenantOption,
+) -> None:
+    """Measure a standard (NPS, repeat rate, ...) from the data and record the assessment.
+    / 由数据测量评估标准并记录。"""
+    with unit_of_work(tenant) as unit:
+        engagement = service.get(unit.session, number)
+        zone = get_tenant(unit.session, unit.tenant_id).timezone
+        today = _today(unit)
+        recorded = service.measure_standard(
+            unit.session, engagement, code, on=_date(on, "--on") or today, timezone=zone,
+            actor=actor(), now=unit.now, today=today,
+        )  # fmt: skip
+        payload = dict(recorded.event.payload)
+    say("engagement.cli.measured", standard=code, value=payload["value"], note=payload["note"])
+
+
 @engagement_app.command("status")
 def status_command(
     number: str = typer.Argument(..., help="Contract number. / 合同编号。"),

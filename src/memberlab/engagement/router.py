@@ -237,6 +237,29 @@ def approve_change(number: str, code: str, body: ChangeApproval, ctx: Manage) ->
     return {"version": version.version, "reason": version.reason, "change_code": code}
 
 
+class MeasureIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    on: dt.date | None = None
+
+
+@router.post(
+    "/{number}/standards/{code}/measure",
+    status_code=status.HTTP_201_CREATED,
+    summary="Measure a standard from the data of its period and record the assessment",
+)
+def measure_standard(number: str, code: str, body: MeasureIn, ctx: Manage) -> dict[str, Any]:
+    engagement = service.get(ctx.session, number)
+    zone = get_tenant(ctx.session, ctx.tenant_id).timezone
+    today = _today(ctx)
+    recorded = service.measure_standard(
+        ctx.session, engagement, code, on=body.on or today, timezone=zone,
+        actor=ctx.principal.actor, now=ctx.now, today=today,
+    )  # fmt: skip
+    event = recorded.event
+    return {"on": event.happened_on.isoformat(), **event.payload}
+
+
 # --- evidence ------------------------------------------------------------------------------------
 
 

@@ -363,3 +363,48 @@ def approve_change(
 
 def status(session: Session, engagement: Engagement, as_of: dt.date) -> EngagementStatus:
     return compute_status(terms(session, engagement), events(session, engagement), as_of)
+
+
+def measure_standard(
+    session: Session,
+    engagement: Engagement,
+    code: str,
+    *,
+    on: dt.date,
+    timezone: str,
+    actor: str,
+    now: dt.datetime,
+    today: dt.date,
+) -> Recorded:
+    """Measure standard ``code`` from the data of its period and record it as an assessment
+    (a round: a failing one opens an improvement round)."""
+    from memberlab.engagement.measures import measure
+
+    spec = terms(session, engagement)
+    standard = spec.standard(code)
+    if standard is None:
+        raise _invalid("standard", "unknown", value=code,
+                       choices=", ".join(s.code for s in spec.standards) or "-")  # fmt: skip
+    if on < standard.period_end:
+        raise _invalid("on", "period_open", value=on.isoformat(),
+                       end=standard.period_end.isoformat())  # fmt: skip
+    found = measure(session, standard.kpi, start=standard.period_start,
+                    end=standard.period_end, timezone=timezone)  # fmt: skip
+    rounds = sum(
+        1
+        for e in events(session, engagement)
+        if e.kind is EventKind.ASSESSMENT and e.payload.get("standard") == code
+    )
+    note = f"{found.kpi} {found.start.isoformat()}..{found.end.isoformat()}, n={found.n}"
+    return record(
+        session,
+        engagement,
+        kind=EventKind.ASSESSMENT,
+        on=on,
+        payload={"standard": code, "value": str(found.value), "measured_by": "MemberLab",
+                 "note": note},
+        key=f"measured:{code}:{rounds + 1}",
+        actor=actor,
+        now=now,
+        today=today,
+    )  # fmt: skip
