@@ -273,6 +273,7 @@ ROUTE_CALLS: dict[tuple[str, str], dict[str, Any]] = {
     },
     ("GET", "/api/v1/engagements/{number}/events"): {},
     ("GET", "/api/v1/engagements/{number}/status"): {},
+    ("GET", "/api/v1/engagements/{number}/reminders"): {},
     ("POST", "/api/v1/engagements/{number}/standards/{code}/measure"): {"json": {}},
     ("POST", "/api/v1/engagements/{number}/evidence"): {
         "files": {"file": ("minutes.txt", b"intruder minutes")},

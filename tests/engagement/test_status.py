@@ -147,3 +147,22 @@ def test_an_unpaid_instalment_keeps_running_until_as_of() -> None:
     # 19 May to 2 June: 15 days x 96.00 = 1,440.00
     assert late.result is not None
     assert (late.result.late_days, late.result.amount) == (15, Decimal("1440.00"))
+
+
+def test_reminders_of_what_falls_due() -> None:
+    from memberlab.engagement.status import reminders
+
+    signed = [event("signed", D(2026, 1, 5)), event("submission", D(2026, 1, 5),
+                                                      deliverable="service_schedule")]  # fmt: skip
+    found = compute_status(SPEC, signed, D(2026, 1, 6))
+
+    due = reminders(SPEC, found, days=14)
+
+    # the advance (12 January), the schedule's acceptance window (10 working days after
+    # Monday 5 January: 19 January) and the client's questionnaire (20 January)
+    assert [(r.on, r.kind, r.subject, r.side) for r in due] == [
+        (D(2026, 1, 12), "instalment", "advance", "client"),
+        (D(2026, 1, 19), "acceptance_window", "service_schedule", "client"),
+        (D(2026, 1, 20), "deliverable", "needs_questionnaire", "client"),
+    ]
+    assert "2026-01-12" in due[0].message().render("zh-CN")

@@ -172,6 +172,33 @@ def measure_command(
     say("engagement.cli.measured", standard=code, value=payload["value"], note=payload["note"])
 
 
+@engagement_app.command("reminders")
+def reminders_command(
+    number: str = typer.Argument(..., help="Contract number. / 合同编号。"),
+    days: int = typer.Option(7, "--days", min=1, max=366),
+    as_of: str | None = typer.Option(None, "--as-of", help="YYYY-MM-DD (default today)."),
+    tenant: str | None = TenantOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """What falls due in the next days: payments, deliverables, acceptance windows, training.
+    / 近期到期事项提醒。"""
+    from memberlab.engagement.status import reminders
+
+    with unit_of_work(tenant) as unit:
+        engagement = service.get(unit.session, number)
+        day = _date(as_of, "--as-of") or _today(unit)
+        found = service.status(unit.session, engagement, day)
+        due = reminders(service.terms(unit.session, engagement), found, days=days)
+    if as_json:
+        print_json([{"on": r.on.isoformat(), "kind": r.kind, "subject": r.subject,
+                     "side": r.side} for r in due])  # fmt: skip
+        return
+    if not due:
+        say("engagement.cli.no_reminders", days=days)
+    for reminder in due:
+        typer.echo(reminder.message().render(current_language()))
+
+
 @engagement_app.command("status")
 def status_command(
     number: str = typer.Argument(..., help="Contract number. / 合同编号。"),

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, File, Form, Header, UploadFile, status
+from fastapi import APIRouter, File, Form, Header, Query, UploadFile, status
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -235,6 +235,23 @@ def approve_change(number: str, code: str, body: ChangeApproval, ctx: Manage) ->
         today=_today(ctx),
     )
     return {"version": version.version, "reason": version.reason, "change_code": code}
+
+
+@router.get("/{number}/reminders", summary="What falls due in the next days")
+def get_reminders(
+    number: str, ctx: Read, days: Annotated[int, Query(ge=1, le=366)] = 7
+) -> list[dict[str, Any]]:
+    from memberlab.engagement.status import reminders
+
+    engagement = service.get(ctx.session, number)
+    found = service.status(ctx.session, engagement, _today(ctx))
+    spec = service.terms(ctx.session, engagement)
+    lang = current_language()
+    return [
+        {"on": r.on.isoformat(), "kind": r.kind, "subject": r.subject, "side": r.side,
+         "message": r.message().render(lang)}  # type: ignore[arg-type]
+        for r in reminders(spec, found, days=days)
+    ]  # fmt: skip
 
 
 class MeasureIn(BaseModel):

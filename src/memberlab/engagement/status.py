@@ -362,3 +362,43 @@ def describe_breach(breach: BreachFound) -> Message:
         since=breach.since.isoformat(),
         amount=breach.result.amount if breach.result else "-",
     )
+
+
+@dataclass(frozen=True)
+class Reminder:
+    on: dt.date
+    kind: str  # instalment | deliverable | acceptance_window | training | standard_period
+    subject: str
+    side: str  # who must act: provider | client
+
+    def message(self) -> Message:
+        return msg(f"engagement.reminder.{self.kind}", subject=self.subject, on=self.on.isoformat())
+
+
+def reminders(
+    spec: EngagementDefinition, found: EngagementStatus, *, days: int = 7
+) -> list[Reminder]:
+    """What falls due within ``days`` after ``found.as_of`` (and is not done yet)."""
+    first, last = found.as_of, found.as_of + dt.timedelta(days=days)
+    due: list[Reminder] = []
+
+    def within(day: dt.date | None) -> bool:
+        return day is not None and first <= day <= last
+
+    for instalment in found.schedule.instalments:
+        day = instalment.due.date if instalment.due else None
+        if instalment.state in ("due", "not_due") and within(day):
+            due.append(Reminder(day, "instalment", instalment.code, "client"))  # type: ignore[arg-type]
+    for state in found.deliverables:
+        if state.state in ("pending", "rejected") and first <= state.due <= last:
+            due.append(Reminder(state.due, "deliverable", state.code, state.by.value))
+        window = state.window_ends.date if state.window_ends else None
+        if state.state == "submitted" and within(window):
+            due.append(Reminder(window, "acceptance_window", state.code, "client"))  # type: ignore[arg-type]
+    for session in spec.training:
+        if first <= session.planned <= last:
+            due.append(Reminder(session.planned, "training", session.code, "provider"))
+    for standard in spec.standards:
+        if first <= standard.period_end <= last:
+            due.append(Reminder(standard.period_end, "standard_period", standard.code, "provider"))
+    return sorted(due, key=lambda r: (r.on, r.kind, r.subject))
