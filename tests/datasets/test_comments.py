@@ -6,12 +6,13 @@ sentiment lexicon, so a template that drops an incident or says the wrong thing 
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import numpy as np
 import pytest
 
-from memberlab.datasets import comments
+from memberlab.datasets import comments, world_config
 from memberlab.datasets.comments import (
     ASPECTS,
     INCIDENT_ASPECT,
@@ -23,6 +24,7 @@ from memberlab.datasets.comments import (
     TYPOS,
     write_comment,
 )
+from memberlab.experience.text.aspects import aspect_mentions
 
 LANGUAGES = ["zh", "en"]
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -127,6 +129,83 @@ def test_each_call_takes_a_fixed_number_of_draws():
         reference = np.random.default_rng(3)
         reference.random(comments._DRAWS)
         assert rng.random() == reference.random()
+
+
+def test_each_call_takes_a_fixed_number_of_draws_with_aspect_scores_too():
+    for kw in _mixed_inputs(21, 50):
+        rng = np.random.default_rng(3)
+        write_comment(rng, language="zh", aspect_scores=dict.fromkeys(ASPECTS, 0.1), **kw)
+        reference = np.random.default_rng(3)
+        reference.random(comments._DRAWS)
+        assert rng.random() == reference.random()
+
+
+def _filled(template: str, language: str) -> list[str]:
+    """A template with every combination of its slots' fillers."""
+    slots = SLOTS[language]
+    names = sorted(set(re.findall(r"\{(\w+)\}", template)))
+    options = [slots["drink" if name == "drink2" else name] for name in names]
+    return [
+        template.format(**dict(zip(names, values, strict=True)))
+        for values in itertools.product(*options)
+    ]
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_the_aspect_lexicon_reads_every_incident_as_a_complaint(language):
+    """Comment analysis (experience/text, aspects.yaml) finds each incident as a complaint
+    about its aspect, by a complaint phrase of the lexicon, not by the sentiment model; the
+    injected problems' phrasings name no other aspect at all."""
+    injected = {p.incident for p in world_config.Experience().injected_problems}
+    for incident, templates in INCIDENT_PHRASES[language].items():
+        aspect = INCIDENT_ASPECT[incident]
+        for template in templates:
+            for text in _filled(template, language):
+                found = {(m.aspect, m.cue) for m in aspect_mentions(text, language)}
+                assert (aspect, -1) in found, (incident, text, found)
+                if incident in injected:
+                    assert {a for a, _ in found} == {aspect}, (incident, text, found)
+
+
+@pytest.mark.parametrize("language", LANGUAGES)
+def test_remarks_follow_their_aspects_scores(language):
+    """With ``aspect_scores`` a remark takes the tone of its aspect, not of the overall
+    score: the price is poor for someone happy with everything else, and the other way
+    round."""
+    low_price = dict.fromkeys(ASPECTS, 0.95) | {"price_value": 0.05}
+    rng = np.random.default_rng(22)
+    texts = [
+        t
+        for _ in range(600)
+        if (
+            t := write_comment(
+                rng,
+                language=language,
+                touchpoint="store",
+                incidents=[],
+                score=0.9,
+                aspect_scores=low_price,
+            )
+        )
+    ]
+    remarks = [remark for text in texts for remark in _remark_tones(text, language)]
+    price = [tone for aspect, tone in remarks if aspect == "price_value"]
+    others = [tone for aspect, tone in remarks if aspect != "price_value"]
+    assert len(price) > 50
+    assert len(others) > 300
+    assert set(price) == {"neg"}
+    assert set(others) == {"pos"}
+
+
+def _remark_tones(text: str, language: str) -> list[tuple[str, str]]:
+    """(aspect, tone) of each remark in ``text``, found by the remark templates."""
+    found = []
+    for aspect, by_tone in comments._REMARKS[language].items():
+        for tone, templates in by_tone.items():
+            for template in templates:
+                if _pattern(template, language).search(text):
+                    found.append((aspect, tone))
+    return found
 
 
 def test_zh_cn_is_zh():

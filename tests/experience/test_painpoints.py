@@ -3,6 +3,7 @@ real comments, and on the demo world against the problems its generator injects.
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import pytest
 from memberlab.core.errors import InvalidInput
 from memberlab.datasets import world_config
 from memberlab.datasets.comments import INCIDENT_ASPECT
-from memberlab.datasets.world import generate_world
+from memberlab.datasets.world import generate_world, incident_costs
 from memberlab.experience.painpoints import pain_points
 from memberlab.experience.text.aspects import MAX_QUOTE_CHARS, comment_table
 
@@ -178,12 +179,80 @@ def test_bad_input_is_refused() -> None:
 
 # --- the demo world ---------------------------------------------------------------------------
 
+PURCHASES = ("store", "mini_program", "app", "delivery")
+
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("world")
     generate_world(out, members=8000, seed=3)
     return out
+
+
+@pytest.fixture(scope="module")
+def responses(world: Path) -> pl.DataFrame:
+    return pl.read_parquet(world / "responses.parquet")
+
+
+@pytest.fixture(scope="module")
+def problems(world: Path) -> list[dict]:
+    return json.loads((world / "manifest.json").read_text(encoding="utf-8"))["injected_problems"]
+
+
+@pytest.fixture(scope="module")
+def read_comments(responses: pl.DataFrame, model_dir: Path) -> pl.DataFrame:
+    """The comments through the real pipeline: clauses, the aspect lexicon, sentiment (the
+    Chinese model is trained once per run, into ``model_dir``)."""
+    return comment_table(responses.filter(pl.col("comment").is_not_null()), cache_dir=model_dir)
+
+
+def test_the_top_three_pain_points_are_the_injected_problems(
+    world: Path, responses: pl.DataFrame, problems: list[dict], read_comments: pl.DataFrame
+) -> None:
+    """The generator injects three problems (the manifest's ``injected_problems``): queues
+    at peak in the stores, late deliveries, failures of the mini program. Read from the
+    comments as a consultant would, they are the top three pain points, well clear of the
+    rest.
+
+    Checked on seeds 1 to 15 (8,000 members): the top three were the injected problems on
+    all fifteen, the third scoring at least 2.1 times the fourth, and the queues came first
+    on all fifteen; ten ranked all three in their designed order. Late deliveries and the
+    mini program's failures score close (by design 12.2 and 8.8 NPS points per 1,000
+    orders, and the mini program's many answers carry a share of comments the sentiment
+    model reads as negative), so the test holds the set and the first. (With
+    transactions, i.e. churn after the complaint, the top three held on 13 of the 15: a
+    background pair with 20 to 80 complaints has a noisy churn gap.)"""
+    table = pain_points(responses, read_comments)
+    top = table.head(3)
+    injected = [(p["touchpoint"], p["aspect"]) for p in problems]
+
+    assert set(top.select("touchpoint", "aspect").iter_rows()) == set(injected)
+    assert top.row(0, named=True)["touchpoint"] == injected[0][0] == "store"
+    assert not top.get_column("too_small").any()
+    assert (top.get_column("nps_gap") > 0.2).all()
+    assert top.get_column("score").min() > 1.5 * table.get_column("score")[3]
+    for quotes in top.get_column("quotes").to_list():
+        assert len(quotes) == 3
+    # complaints about each problem are mostly about that very problem: an incident told
+    incidents = pl.read_parquet(world / "truth" / "incidents.parquet")
+    for problem in problems:
+        complained = read_comments.filter(
+            (pl.col("aspect") == problem["aspect"]) & (pl.col("label") == "negative")
+        ).join(
+            responses.filter(pl.col("touchpoint") == problem["touchpoint"]).select(
+                "response_id", "order_id"
+            ),
+            on="response_id",
+        )
+        told = complained.join(
+            incidents.filter(pl.col("incident") == problem["incident"]).select("order_id"),
+            on="order_id",
+            how="semi",
+        )
+        assert told.height > 60
+        # the rest: remarks on a poor experience of the aspect, and (Chinese) neutral
+        # openers such as "小程序下单" the sentiment model reads as negative
+        assert told.height > 0.3 * complained.height
 
 
 def _truth_aspects(world: Path, responses: pl.DataFrame) -> pl.DataFrame:
@@ -203,37 +272,24 @@ def _truth_aspects(world: Path, responses: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-def _expected_loss_per_answer() -> dict[tuple[str, str], float]:
-    """Per (channel, aspect): sum over its incidents of rate x satisfaction impact, from
-    world_config. Long queues happen ``peak_queue_factor`` times as often at peak hours,
-    which carry ``peak`` of a store's trade; every other multiplier (store quality,
-    severity, the survey boost after an incident) is common to all incidents."""
-    experience = world_config.Experience()
-    profile = world_config.HOURLY_PROFILE["store"]
-    peak = sum(profile[h] for h in experience.peak_hours) / sum(profile)
-    expected: dict[tuple[str, str], float] = {}
-    for incident, rates in experience.incident_rates.items():
-        for channel, rate in rates.items():
-            if incident == "long_queue":
-                rate *= 1 - peak + peak * experience.peak_queue_factor
-            key = (channel, INCIDENT_ASPECT[incident])
-            expected[key] = expected.get(key, 0.0) + rate * experience.satisfaction_impact[incident]
-    return expected
-
-
-def test_the_worst_problem_per_answer_is_the_injected_one(world: Path) -> None:
-    responses = pl.read_parquet(world / "responses.parquet")
-    expected = _expected_loss_per_answer()
-    ranked = sorted(expected, key=expected.get, reverse=True)
-    # delivery delays: 0.07 x 0.06 = 4.2e-3 per delivery, against 2.4e-3 for the faults,
-    # cold drinks and stock-outs of deliveries and 1.4e-3 for the store's queues
+def test_the_worst_problem_per_answer_is_the_injected_one(
+    world: Path, responses: pl.DataFrame
+) -> None:
+    # By design, per order at the touchpoint (``cost / share`` of ``incident_costs``):
+    # late deliveries cost 0.09 NPS points per delivery, twice the queues per store visit
+    # and three times the failures per mini program order
+    per_order = {
+        (row["touchpoint"], row["aspect"]): row["cost"] / row["share"]
+        for row in incident_costs(world_config.WorldParams())
+    }
+    ranked = sorted(per_order, key=per_order.get, reverse=True)
     assert ranked[0] == ("delivery", "delivery_speed")
-    assert expected[ranked[0]] > 1.5 * expected[ranked[1]]
+    assert per_order[ranked[0]] > 1.5 * per_order[ranked[1]]
 
     table = pain_points(responses, _truth_aspects(world, responses))
     # after-sales answers are chosen by returns, which the incidents cause, and the
     # membership survey has no order: the loss per answer is compared where people buy
-    bought = table.filter(pl.col("touchpoint").is_in(world_config.CHANNELS))
+    bought = table.filter(pl.col("touchpoint").is_in(PURCHASES))
     worst = bought.sort("score_per_answer", descending=True).row(0, named=True)
 
     assert (worst["touchpoint"], worst["aspect"]) == ranked[0]

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 import string
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import NamedTuple, TypeVar
 
 import numpy as np
@@ -97,6 +97,10 @@ TOUCHPOINTS: tuple[str, ...] = (
 _DRAWS = 96
 # Share of comments with one typo (homophone, misspelling or doubled letter).
 _TYPO_RATE = 0.09
+# How far a remark's tone strays from the score it follows: around the overall score
+# widely, around an aspect's own score (``aspect_scores``, noisy already) a little.
+_SCORE_SPREAD = 0.36
+_ASPECT_SPREAD = 0.12
 
 # ---------------------------------------------------------------------------------------
 # Slots: fillers for ``{name}`` fields in templates. ``drink2`` is a second, different
@@ -107,7 +111,7 @@ SLOTS: dict[str, dict[str, tuple[str, ...]]] = {
     "zh": {
         "drink": (
             "奶茶", "拿铁", "美式", "冰美式", "柠檬茶", "手打柠檬茶", "乌龙奶茶", "桂花乌龙",
-            "生椰拿铁", "燕麦拿铁", "杨枝甘露", "芝士奶盖", "新品", "latte",
+            "生椰拿铁", "燕麦拿铁", "杨枝甘露", "芝士莓莓", "新品", "latte",
         ),
         "hot": ("拿铁", "美式", "奶茶", "乌龙", "可可", "燕麦拿铁"),
         "wait": (
@@ -131,19 +135,23 @@ SLOTS: dict[str, dict[str, tuple[str, ...]]] = {
 # ---------------------------------------------------------------------------------------
 # Incident phrasings. The test suite turns these into patterns, so keep them free of
 # anything the noise step could change (noise never touches incident clauses anyway).
+# Each one holds a complaint phrase of its aspect (``INCIDENT_ASPECT``) from the aspect
+# lexicon (experience/text/aspects.yaml), so comment analysis finds every incident as a
+# complaint about the right aspect whatever the sentiment model makes of the rest; and
+# none names another aspect (bar the drinks in a wrong order: "milk tea", "cold brew").
 # ---------------------------------------------------------------------------------------
 
 INCIDENT_PHRASES: dict[str, dict[str, tuple[str, ...]]] = {
     "zh": {
         "delivery_delay": (
-            "外卖等了{wait}才送到", "骑手送了{wait}", "配送太慢了，等了{wait}",
-            "说好30分钟送达，结果{wait}才到", "外卖超时{wait}", "送餐严重超时",
-            "显示已送达，其实过了{wait}才拿到", "下单{wait}了骑手还没取餐", "外卖慢得离谱",
+            "外卖超时{wait}", "送餐严重超时", "配送太慢了，足足{wait}", "骑手迟迟没到，超时{wait}",
+            "下单{wait}了还没送到", "外卖送晚了{wait}", "显示已送达其实超时{wait}",
+            "配送慢得离谱", "骑手取餐后迟迟不送",
         ),
         "long_queue": (
-            "排队排了{wait}", "门店排长队，等了{wait}才取到餐", "人太多了，排队排到怀疑人生",
-            "取餐等了{wait}", "前面排了二十多个人", "队伍排到门口了", "排了好久的队",
-            "高峰期排队太久了", "排队的人巨多",
+            "排了好久，足足{wait}", "高峰期排队太久了", "午高峰排了很久才拿到",
+            "取餐等太久了，足足{wait}", "前面排了二十多个人等了好久", "队伍排到门口等了半天",
+            "排了好久的队", "早高峰出餐太慢", "排队太久了，{wait}才取到",
         ),
         "rude_staff": (
             "店员态度很差", "店员爱答不理的", "店员一直在玩手机，叫了好几声都不理人",
@@ -156,44 +164,45 @@ INCIDENT_PHRASES: dict[str, dict[str, tuple[str, ...]]] = {
             "杯盖是坏的，漏了一手", "奶是酸的，怀疑过期了", "{drink}喝完拉肚子",
         ),
         "app_failure": (
-            "app一直闪退", "小程序卡死了，付了钱订单没显示", "支付的时候一直转圈",
-            "app登录不上，验证码收不到", "下单页面一直报错", "小程序崩了好几次",
-            "积分页面打不开", "优惠券用不了，系统一直提示错误", "扣了钱却没出订单",
+            "小程序一直闪退", "小程序卡死了，付了钱订单没显示", "支付的时候一直转圈",
+            "app登录不上，收不到验证码", "下单页面一直报错", "小程序崩了好几次",
+            "点单页面打不开", "下单时系统一直提示错误", "扣了钱却没出订单",
         ),
         "wrong_order": (
-            "点的是{drink}，给我做成了{drink2}", "外卖送错了，根本不是我点的",
+            "点的是{drink}，给我做成了{drink2}", "送错了，根本不是我点的",
             "备注少冰结果给了多冰", "点了两杯只送来一杯", "做错单了，还得回去换",
-            "备注了不要糖还是全糖", "拿错餐了，拿到的是别人的{drink}", "订单漏了一杯",
+            "备注了少糖结果还是全糖", "拿错餐了，拿到的是别人的{drink}", "订单漏了一杯",
             "少给了一杯还不认",
         ),
         "cold_drink": (
-            "点的热{hot}到手是凉的", "咖啡都是凉的", "热饮拿到手已经冷了",
-            "{hot}温吞吞的，一点都不热", "送到的时候{hot}都凉透了", "说是热的结果是温的",
-            "热{hot}变成了冰{hot}",
+            "点的热{hot}到手都凉了", "咖啡拿到手都凉了", "热饮拿到手已经冷掉了",
+            "{hot}拿到手已经不热了", "要的热饮结果都凉透了", "拿到的时候{hot}都凉透了",
+            "热{hot}凉了，像冰的一样",
         ),
         "out_of_stock": (
             "想喝的{drink}卖完了", "新品刚上就没货了", "去了三次都说{drink}售罄",
-            "小程序上显示有，到店说没有了", "好几款都缺货", "燕麦奶没了，只能换别的",
+            "想点的{drink}到店说卖完了", "好几款都缺货", "燕麦奶没了，只能换别的",
             "点了半天才告诉我没原料了", "限定款根本买不到", "{drink}又断货了",
         ),
     },
     "en": {
         "delivery_delay": (
-            "delivery took {wait}", "the rider took {wait} to get here",
-            "my order arrived {wait} late", "waited {wait} for the delivery",
-            "delivery was super late", "app said 30 mins and it took {wait}",
-            "the courier didn't even pick it up for {wait}",
-            "it showed delivered but only arrived {wait} later",
+            "late delivery again, took {wait}", "the rider took forever to arrive",
+            "the delivery was late by {wait}", "super late delivery",
+            "the eta said 30 mins and it arrived late", "the courier never showed up for {wait}",
+            "it showed delivered but the order was still not here",
+            "my order arrived late, way behind schedule",
         ),
         "long_queue": (
-            "queued for {wait}", "the line was out the door", "waited {wait} in line",
-            "huge queue at the counter", "took {wait} just to pick up my order",
-            "the line was ridiculously long", "stood in line forever",
-            "the pickup queue was a total mess",
+            "long queue, {wait} before I got my drink", "the line was out the door",
+            "waited ages in line",
+            "huge queue at the counter", "took ages just to pick up my order",
+            "ridiculously long line at peak time", "stood in line forever",
+            "long queue at pickup, {wait} at least",
         ),
         "rude_staff": (
             "the staff were rude", "the barista was really rude to me",
-            "the cashier rolled her eyes at me", "staff was on the phone and ignored me",
+            "the cashier rolled her eyes at me", "staff was chatting and ignored me",
             "the guy at the counter was so rude", "got snapped at by the staff",
             "the support agent was rude and dismissive",
             "staff acted like I was bothering them",
@@ -208,24 +217,25 @@ INCIDENT_PHRASES: dict[str, dict[str, tuple[str, ...]]] = {
         "app_failure": (
             "the app kept crashing", "the app crashed at checkout",
             "the mini program froze after I paid", "payment went through but no order showed up",
-            "couldn't log into the app", "never got the verification code",
-            "the app kept showing an error", "coupons wouldn't apply, error every time",
+            "couldn't log into the app", "the app froze and never sent the verification code",
+            "the app kept showing an error", "checkout kept throwing an error",
         ),
         "wrong_order": (
             "ordered a {drink} but got a {drink2}", "they got my order wrong",
-            "asked for less ice and got full ice", "one drink was missing from my order",
-            "got someone else's order", "asked for no sugar and it was full sugar",
-            "wrong drink, again", "had to go back to get it remade",
+            "they got my order wrong, large instead of medium",
+            "one drink was missing from my order", "got someone else's order",
+            "got full sugar instead of no sugar", "wrong drink, again",
+            "had to go back to get it remade",
         ),
         "cold_drink": (
             "my hot {hot} was cold", "the coffee was lukewarm",
-            "hot drink arrived stone cold", "the {hot} was barely warm",
+            "hot drink was stone cold", "the {hot} was barely warm",
             "ordered it hot, got it cold", "my {hot} was cold by the time I got it",
         ),
         "out_of_stock": (
             "they were out of {drink}", "the new drink was sold out again",
-            "half the menu was unavailable", "app said available but the store was sold out",
-            "no oat milk, again", "everything was sold out by noon",
+            "half the menu was unavailable", "the menu said available but the store was sold out",
+            "they ran out of oat milk, again", "everything was sold out by noon",
             "couldn't get the seasonal special anywhere", "{drink} out of stock for a week",
         ),
     },
@@ -730,7 +740,8 @@ SENTIMENT_WORDS: dict[str, dict[str, tuple[str, ...]]] = {
             "没出订单", "送错", "做错", "拿错", "不是我点的", "多冰", "只送来", "全糖", "不认",
             "凉", "冷了", "不热", "温的", "变成了冰", "卖完", "没货", "售罄", "缺货", "没了",
             "没原料", "买不到", "断货", "等了", "太慢", "黏", "少得可怜", "骑手送了", "才到",
-            "才拿到", "还没取餐", "给我做成了", "没有了",
+            "才拿到", "还没取餐", "给我做成了", "没有了", "迟迟", "还没送到", "送晚了", "等太久",
+            "提示错误", "冷掉",
         ),
     },
     "en": {
@@ -760,7 +771,8 @@ SENTIMENT_WORDS: dict[str, dict[str, tuple[str, ...]]] = {
             "no oat milk", "worth less", "out of stock", "downgraded", "expired", "sticky",
             "overflowing", "took longer", "ages", "unpredictable", "watered down",
             "passed around", "not resolved", "full ice", "forever", "didn't even",
-            "rolled her eyes", "but got a", "crashing", "crashed", "later",
+            "rolled her eyes", "but got a", "crashing", "crashed", "later", "never showed up",
+            "still not here", "long line", "ran out",
         ),
     },
 }  # fmt: skip
@@ -861,13 +873,18 @@ def write_comment(
     touchpoint: str,
     incidents: Sequence[str],
     score: float,
+    aspect_scores: Mapping[str, float] | None = None,
 ) -> str:
     """A short customer comment about a visit, or ``""`` when the member left none.
 
     Every incident in ``incidents`` is mentioned once (phrased as in ``INCIDENT_PHRASES``),
     no other incident is; remarks on other aspects agree with ``score`` (0 furious,
-    1 delighted). The result depends only on the arguments and the state of ``rng``, which
-    advances by exactly ``_DRAWS`` uniforms per call.
+    1 delighted), pulled down by the incidents. ``aspect_scores`` (aspect code -> 0..1), if
+    given, says how the member found each aspect it names: remarks on those follow their
+    own score instead (the incidents' effect is in it already), so a complaint about the
+    price comes from someone who found the price poor. The result depends only on the
+    arguments and the state of ``rng``, which advances by exactly ``_DRAWS`` uniforms per
+    call.
     """
     code = _LANGUAGE_CODES.get(language)
     if code is None:
@@ -922,7 +939,10 @@ def write_comment(
         else:
             continue
         used.add(aspect)
-        sentiment = _sentiment(score + 0.36 * (d.u() - 0.5) - 0.06 * len(codes))
+        if aspect_scores is not None and aspect in aspect_scores:
+            sentiment = _sentiment(aspect_scores[aspect] + _ASPECT_SPREAD * (d.u() - 0.5))
+        else:
+            sentiment = _sentiment(score + _SCORE_SPREAD * (d.u() - 0.5) - 0.06 * len(codes))
         text = _fill(d.pick(_P_REMARKS[code][aspect][sentiment]), slots, d, said)
         remark_clauses.append((text, sentiment, False))
 

@@ -7,6 +7,15 @@ order values, run into incidents at touchpoints, answer surveys and leave commen
 latent values are written to ``truth/`` and the parameters to ``manifest.json``, so the
 analytics can be scored against known answers.
 
+The experience side has two known answers on purpose. Every survey answer has a latent
+experience of each rated attribute; each rating reads its own attribute and NPS and CSAT
+follow them with the weights of ``world_config.Drivers`` (the manifest's
+``params.drivers``, with their ``order``): a key-driver analysis should find that order.
+And three incidents are the chain's problems (``Experience.injected_problems``: queues at
+peak, late deliveries, mini program failures), far more costly than anything else that
+goes wrong (the manifest's ``injected_problems``, ranked by designed impact): a pain-point
+analysis of the comments should put them on top.
+
 How it runs: members are simulated in chunks, each with its own random streams
 (``SeedSequence(seed, spawn_key=...)``), so the output depends only on the seed, the
 member count and the chunk size, never on the order in which chunks run. Within a chunk
@@ -59,12 +68,16 @@ __all__ = [
 ]
 
 GENERATOR = "memberlab.datasets.world"
-VERSION = 1
+VERSION = 2
 DAY = 86_400
 YEAR_DAYS = 365.2425
 RING = 4  # recent orders whose points are still pending, per member
-# stream numbers under each chunk's seed: independent draws for each part of the work
-_SIM, _LINES, _RESPONSES, _COMMENTS, _PEOPLE = range(5)
+# stream numbers under each chunk's seed: independent draws for each part of the work.
+# Incidents have their own, so the purchase process (``_SIM``) draws the same numbers
+# whatever the experience parameters: without the program effects, changing them leaves
+# every purchase as it was.
+_SIM, _LINES, _RESPONSES, _COMMENTS, _PEOPLE, _INCIDENTS, _EXPERIENCE = range(7)
+_STREAMS = 7
 
 FILES = {
     "stores": "stores.parquet",
@@ -74,6 +87,7 @@ FILES = {
     "responses": "responses.parquet",
     "truth_members": "truth/members.parquet",
     "truth_incidents": "truth/incidents.parquet",
+    "truth_responses": "truth/responses.parquet",
     "manifest": "manifest.json",
 }
 
@@ -164,10 +178,15 @@ SCHEMAS: dict[str, dict[str, pl.DataType]] = {
         "incident": pl.String(),
         "severity": pl.Int64(),
     },
+    # each answer's experience of every attribute (``Drivers``), asked there or not
+    "truth_responses": {
+        "response_id": pl.String(),
+        **{f"experience_{rating}": pl.Float64() for rating in cfg.ATTRIBUTES},
+    },
 }
 
 # survey attributes asked at each touchpoint
-RATINGS = ("speed", "staff", "product_quality", "value", "app_usability", "cleanliness")
+RATINGS = cfg.ATTRIBUTES
 ASKED: dict[str, tuple[str, ...]] = {
     "store": ("speed", "staff", "product_quality", "value", "cleanliness"),
     "mini_program": ("speed", "product_quality", "value", "app_usability"),
@@ -176,16 +195,24 @@ ASKED: dict[str, tuple[str, ...]] = {
     "after_sales": ("speed", "staff"),
     "membership": ("value",),
 }
-# which incidents pull each attribute (and effort, for CES) down
-RATING_INCIDENTS: dict[str, tuple[str, ...]] = {
-    "speed": ("delivery_delay", "long_queue"),
-    "staff": ("rude_staff",),
-    "product_quality": ("product_fault", "cold_drink", "wrong_order", "out_of_stock"),
-    "value": (),
-    "app_usability": ("app_failure",),
-    "cleanliness": (),
+# what NPS and CSAT at each touchpoint follow (``Drivers``): the attributes asked there,
+# and for the relationship survey, about the chain as a whole, all of them
+INVOLVED: dict[str, tuple[str, ...]] = {**ASKED, "membership": RATINGS}
+# comment aspects (``comments.ASPECTS``) and the attribute whose experience sets the tone
+# of a remark on them (member benefits are what the membership is worth, effort is how
+# quickly things get done)
+ASPECT_ATTRIBUTE: dict[str, str] = {
+    "product_quality": "product_quality",
+    "staff_attitude": "staff",
+    "delivery_speed": "speed",
+    "waiting_time": "speed",
+    "price_value": "value",
+    "app_usability": "app_usability",
+    "cleanliness": "cleanliness",
+    "membership_benefits": "value",
+    "effort": "speed",
 }
-EFFORT_INCIDENTS = ("delivery_delay", "long_queue", "app_failure", "wrong_order")
+EFFORT_ATTRIBUTES = ("speed", "app_usability")  # CES: how easy it was
 TOUCHPOINTS = (*CHANNELS, "after_sales", "membership")
 SURVEY_KINDS = ("transactional", "relationship")
 
@@ -436,6 +463,7 @@ class _World:
     join_x: np.ndarray  # every member's enrolment (first purchase), process time, ascending
     mobile_factor: int
     mobile_offset: int
+    store_standard: np.ndarray  # [store, attribute] ~ N(0, 1), see ``Drivers``
 
 
 def _joins(
@@ -480,6 +508,7 @@ class _Orders:
     points_used: np.ndarray
     severity: np.ndarray  # [order, incident] 0 = none
     satisfaction: np.ndarray  # after the purchase's experience
+    prior: np.ndarray  # before it: what earlier purchases left
     return_t: np.ndarray  # when the order is returned; NaN when it is not
 
 
@@ -493,6 +522,7 @@ class _Members:
     home: np.ndarray
     join_t: np.ndarray
     tea_tilt: np.ndarray
+    baseline: np.ndarray  # satisfaction when nothing has gone wrong for a while
     satisfaction_end: np.ndarray
     wave_satisfaction: np.ndarray  # [member, wave]; NaN when not enrolled by then
     dropout_t: np.ndarray  # NaN when alive at the end
@@ -502,10 +532,14 @@ class _Members:
 
 
 def _simulate(
-    world: _World, join_x: np.ndarray, rng: np.random.Generator
+    world: _World,
+    join_x: np.ndarray,
+    rng: np.random.Generator,
+    incident_rng: np.random.Generator,
 ) -> tuple[_Orders, _Members]:
     """The purchase process of one chunk, vectorised over members round by round: round k
-    is every active member's k-th purchase (k = 0 the enrolment)."""
+    is every active member's k-th purchase (k = 0 the enrolment). Incidents are drawn from
+    ``incident_rng``, everything else from ``rng``."""
     params, cal, stores = world.params, world.calendar, world.stores
     effects, experience, commerce = params.effects, params.experience, params.commerce
     on = world.program_effects
@@ -639,13 +673,14 @@ def _simulate(
             :, None
         ]
         chance[:, queue] *= np.where(peak[hour], experience.peak_queue_factor, 1.0)
-        hits = rng.random((m, len(INCIDENTS))) < chance
+        hits = incident_rng.random((m, len(INCIDENTS))) < chance
         severity = np.zeros((m, len(INCIDENTS)), dtype=np.int8)
         if hits.any():
             severity[hits] = 1 + np.searchsorted(
-                severity_cdf, rng.random(hits.sum()) * severity_cdf[-1]
+                severity_cdf, incident_rng.random(hits.sum()) * severity_cdf[-1]
             )
-        satisfaction[active] = np.clip(satisfaction[active] - severity @ impact, 0.0, 1.0)
+        prior = satisfaction[active].copy()
+        satisfaction[active] = np.clip(prior - severity @ impact, 0.0, 1.0)
 
         # how much: Gamma-Gamma order value; some big orders include a gift card
         gross = np.maximum(
@@ -743,6 +778,7 @@ def _simulate(
                 "points_used": points,
                 "severity": severity,
                 "satisfaction": satisfaction[active].copy(),
+                "prior": prior,
                 "return_t": return_t,
             }
         )
@@ -774,6 +810,7 @@ def _simulate(
         home=home,
         join_t=join_t,
         tea_tilt=tea_tilt,
+        baseline=baseline,
         satisfaction_end=satisfaction_end,
         wave_satisfaction=wave_satisfaction,
         dropout_t=dropout_t,
@@ -906,51 +943,97 @@ def _awake(t: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.where(night, t + (7 - hour + rng.random(t.size) * 3) / 24, t)
 
 
-def _scores(
-    latent: np.ndarray,
-    severity: np.ndarray,
+def _experience(
+    world: _World,
+    members: _Members,
+    member: np.ndarray,
+    store: np.ndarray,
     touchpoint: np.ndarray,
-    quality: np.ndarray,
+    severity: np.ndarray,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Each answer's experience of every attribute (``RATINGS`` columns), on the standard
+    scale of ``Drivers``: the member's disposition and own view, the store, the moment and
+    the incidents of the order (after a purchase only)."""
+    drivers, experience = world.params.drivers, world.params.experience
+    n, k = member.size, len(RATINGS)
+    a, b = experience.baseline_beta
+    base_mean = a / (a + b)
+    base_sd = math.sqrt(
+        a * b / ((a + b) ** 2 * (a + b + 1)) + experience.store_quality_satisfaction**2
+    )
+    store_effect = np.array([drivers.store_effect.get(r, 0.0) for r in RATINGS])
+    moment = np.sqrt(1.0 - drivers.halo**2 - drivers.member_share - store_effect**2)
+    view = rng.standard_normal((members.lam.size, k))  # every member's own view
+    disposition = (members.baseline[member] - base_mean) / base_sd
+    x = (
+        drivers.halo * disposition[:, None]
+        + math.sqrt(drivers.member_share) * view[member]
+        + store_effect * world.store_standard[store]
+        + moment * rng.standard_normal((n, k))
+    )
+    spoils = np.zeros((len(INCIDENTS), k))
+    for i, incident in enumerate(INCIDENTS):
+        attribute = RATINGS.index(cfg.INCIDENT_ATTRIBUTE[incident])
+        spoils[i, attribute] = drivers.incident_impact[incident]
+    purchase = touchpoint < len(CHANNELS)  # after a purchase (not a return, not a wave)
+    x[purchase] -= severity[purchase] @ spoils
+    return x
+
+
+def _scores(
+    drivers: cfg.Drivers,
+    experience: np.ndarray,
+    touchpoint: np.ndarray,
+    severity: np.ndarray,
+    history: np.ndarray,
     asked_csat: np.ndarray,
     rng: np.random.Generator,
-    noise: float,
 ) -> dict[str, np.ndarray]:
-    """NPS, CSAT, CES and attribute ratings from latent satisfaction and incidents. Missing
-    answers (not asked at the touchpoint) are -1."""
-    n = latent.size
-    y = np.clip(latent + rng.normal(0, noise, n), 0, 1)
-
-    def pulled(incidents: tuple[str, ...]) -> np.ndarray:
-        if not incidents:
-            return np.zeros(n)
-        columns = [INCIDENTS.index(i) for i in incidents]
-        return severity[:, columns].sum(axis=1) * 0.15
-
+    """NPS, CSAT, CES and attribute ratings from the attributes' experience (see
+    ``Drivers``). Missing answers (not asked at the touchpoint) are -1."""
+    n = touchpoint.size
+    weights = np.array([drivers.weights[r] for r in RATINGS])
+    involved = np.array([[r in INVOLVED[tp] for r in RATINGS] for tp in TOUCHPOINTS])[touchpoint]
+    asked = np.array([[r in ASKED[tp] for r in RATINGS] for tp in TOUCHPOINTS])[touchpoint]
+    core = (experience * weights * involved).sum(axis=1)
+    after_sales = touchpoint == TOUCHPOINTS.index("after_sales")
+    nps = (
+        drivers.nps_centre
+        + core
+        + drivers.history * history
+        + drivers.after_sales_shift * after_sales
+        + rng.normal(0, drivers.nps_noise, n)
+    )
+    csat = drivers.csat_centre + drivers.csat_scale * core + rng.normal(0, drivers.csat_noise, n)
+    effort_columns = [RATINGS.index(r) for r in EFFORT_ATTRIBUTES]
+    effort_involved = involved[:, effort_columns]
+    effort = (experience[:, effort_columns] * effort_involved).sum(axis=1) / np.maximum(
+        effort_involved.sum(axis=1), 1
+    )
+    wrong = severity[:, INCIDENTS.index("wrong_order")] * (touchpoint < len(CHANNELS))
+    ces = (
+        drivers.ces_centre
+        + drivers.ces_scale * effort
+        - drivers.effort_impact * wrong
+        + rng.normal(0, drivers.ces_noise, n)
+    )
+    ratings = np.clip(
+        np.rint(
+            drivers.rating_centre
+            + drivers.rating_scale * experience
+            + rng.normal(0, drivers.rating_noise, experience.shape)
+        ),
+        1,
+        5,
+    )
     answers = {
-        "nps": np.clip(np.rint(10 * y + 0.8 + rng.normal(0, 1.0, n)), 0, 10),
-        "csat": np.where(
-            asked_csat, np.clip(np.rint(1 + 4.4 * y + rng.normal(0, 0.5, n)), 1, 5), -1
-        ),
-        "ces": np.where(
-            asked_csat,
-            np.clip(
-                np.rint(1 + 6.6 * (y - pulled(EFFORT_INCIDENTS) + 0.1) + rng.normal(0, 0.7, n)),
-                1,
-                7,
-            ),
-            -1,
-        ),
+        "nps": np.clip(np.rint(nps), 0, 10),
+        "csat": np.where(asked_csat, np.clip(np.rint(csat), 1, 5), -1),
+        "ces": np.where(asked_csat, np.clip(np.rint(ces), 1, 7), -1),
     }
-    for rating in RATINGS:
-        level = y + 0.08 - pulled(RATING_INCIDENTS[rating])
-        if rating == "cleanliness":
-            level = level + 0.08 * quality
-        asked = np.isin(
-            touchpoint, [TOUCHPOINTS.index(tp) for tp, a in ASKED.items() if rating in a]
-        )
-        answers[f"rating_{rating}"] = np.where(
-            asked, np.clip(np.rint(1 + 4.4 * level + rng.normal(0, 0.6, n)), 1, 5), -1
-        )
+    for j, rating in enumerate(RATINGS):
+        answers[f"rating_{rating}"] = np.where(asked[:, j], ratings[:, j], -1)
     return {key: value.astype(np.int64) for key, value in answers.items()}
 
 
@@ -1011,9 +1094,9 @@ def _chunk_frames(
     cal, stores, products, params = world.calendar, world.stores, world.products, world.params
     streams = [
         np.random.default_rng(np.random.SeedSequence(world.seed, spawn_key=(1, lo, part)))
-        for part in range(5)
+        for part in range(_STREAMS)
     ]
-    orders, members = _simulate(world, world.join_x[lo:hi], streams[_SIM])
+    orders, members = _simulate(world, world.join_x[lo:hi], streams[_SIM], streams[_INCIDENTS])
     n = hi - lo
     number = np.arange(lo + 1, hi + 1)  # M0000001 is the first to enrol
     member_ids = _ids("M", number, 7)
@@ -1157,7 +1240,7 @@ def _chunk_frames(
     )
 
     # --- responses ---------------------------------------------------------------------
-    frames["responses"] = _responses(
+    frames["responses"], frames["truth_responses"] = _responses(
         world, orders, members, language, ret_order, streams, number, member_ids
     )
     counts = {
@@ -1179,13 +1262,13 @@ def _responses(
     streams: list[np.random.Generator],
     numbers: np.ndarray,
     member_ids: pl.Series,
-) -> pl.DataFrame:
-    """Transactional surveys after purchases and returns, the yearly relationship NPS."""
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Transactional surveys after purchases and returns, the yearly relationship NPS; and
+    the truth behind each answer (its experience of every attribute)."""
     from memberlab.datasets.comments import write_comment  # written alongside; loaded late
 
     cal, stores, surveys = world.calendar, world.stores, world.params.surveys
     rng = streams[_RESPONSES]
-    n_incidents = len(INCIDENTS)
 
     # after purchases: extremes and incidents answer more
     any_incident = orders.severity.any(axis=1)
@@ -1231,7 +1314,9 @@ def _responses(
     )
     has_order = order_index >= 0
     safe_order = np.where(has_order, order_index, 0)
-    latent = np.concatenate([orders.satisfaction[after], orders.satisfaction[asked] - 0.05, wave_s])
+    # satisfaction still missing from earlier incidents: before the order's own after a
+    # purchase, after it following a return (the order is history by then)
+    state = np.concatenate([orders.prior[after], orders.satisfaction[asked], wave_s])
     severity = np.where(has_order[:, None], orders.severity[safe_order], 0)
     store = np.where(has_order, orders.store[safe_order], members.home[member])
     # by member and time; answers due after the end of the history never came
@@ -1240,32 +1325,46 @@ def _responses(
     member, responded, survey, touchpoint = (
         a[sort] for a in (member, responded, survey, touchpoint)
     )
-    has_order, safe_order, latent, store = (a[sort] for a in (has_order, safe_order, latent, store))
+    has_order, safe_order, state, store = (a[sort] for a in (has_order, safe_order, state, store))
     severity = severity[sort]
+    experience = _experience(
+        world, members, member, store, touchpoint, severity, streams[_EXPERIENCE]
+    )
     answers = _scores(
-        latent,
-        severity,
+        world.params.drivers,
+        experience,
         touchpoint,
-        stores.quality[store],
+        severity,
+        state - members.baseline[member],
         survey == 0,
-        rng,
-        surveys.answer_noise,
+        streams[_EXPERIENCE],
     )
 
     # comments, in the member's language; the only per-row Python work
     comment_rng = streams[_COMMENTS]
     wants = comment_rng.random(member.size) >= surveys.comment_box_skipped
     score = np.clip(answers["nps"] / 10.0, 0, 1)
+    # the tone of a remark on an aspect follows the experience of its attribute
+    drivers = world.params.drivers
+    aspects = tuple(ASPECT_ATTRIBUTE)
+    of_aspect = [RATINGS.index(ASPECT_ATTRIBUTE[a]) for a in aspects]
+    tones = np.clip(
+        drivers.remark_centre + drivers.remark_scale * experience[:, of_aspect], 0, 1
+    ).tolist()
     comments: list[str | None] = [None] * member.size
-    codes = [(i, INCIDENTS[i]) for i in range(n_incidents)]
+    hit = severity.any(axis=1).tolist()
+    english = language[member].tolist()
+    touchpoints = [TOUCHPOINTS[tp] for tp in touchpoint.tolist()]
+    scores = score.tolist()
     for row in np.flatnonzero(wants).tolist():
-        incidents = [code for i, code in codes if severity[row, i]]
+        incidents = [INCIDENTS[i] for i in np.flatnonzero(severity[row])] if hit[row] else []
         text = write_comment(
             comment_rng,
-            language="en" if language[member[row]] else "zh",
-            touchpoint=TOUCHPOINTS[touchpoint[row]],
+            language="en" if english[row] else "zh",
+            touchpoint=touchpoints[row],
             incidents=incidents,
-            score=float(score[row]),
+            score=scores[row],
+            aspect_scores=dict(zip(aspects, tones[row], strict=True)),
         )
         comments[row] = text or None
 
@@ -1287,7 +1386,10 @@ def _responses(
     for key, value in answers.items():
         columns[key] = _where(value >= 0, pl.Series(value))
     columns["comment"] = pl.Series(comments, dtype=pl.String)
-    return pl.DataFrame(columns)
+    truth = {"response_id": columns["response_id"]}
+    for j, rating in enumerate(RATINGS):
+        truth[f"experience_{rating}"] = experience[:, j]
+    return pl.DataFrame(columns), pl.DataFrame(truth)
 
 
 # --- the whole world ---------------------------------------------------------------------------
@@ -1320,6 +1422,11 @@ def _world(
         join_x=join_x,
         mobile_factor=factor,
         mobile_offset=int(rng.integers(0, 100_000_000)),
+        # each store's own standard of each attribute, from a stream of its own so the
+        # stores and enrolments above stay as they were
+        store_standard=np.random.default_rng(
+            np.random.SeedSequence(seed, spawn_key=(2,))
+        ).standard_normal((len(stores.ids), len(RATINGS))),
     )
 
 
@@ -1362,7 +1469,14 @@ def generate_world(
     )
     tables = {
         name: _Table(out_dir / FILES[name], name)
-        for name in ("members", "transactions", "responses", "truth_members", "truth_incidents")
+        for name in (
+            "members",
+            "transactions",
+            "responses",
+            "truth_members",
+            "truth_incidents",
+            "truth_responses",
+        )
     }
     counts = dict.fromkeys(("orders", "lines", "returns", "return_lines", "comments"), 0)
     try:
@@ -1395,6 +1509,96 @@ def generate_world(
     }
     _manifest(out_dir, world, counts, start, end, chunk_members)
     return WorldSummary(out_dir=out_dir, counts=counts, seconds=time.perf_counter() - started)
+
+
+def incident_costs(params: WorldParams, program_effects: bool = True) -> list[dict[str, Any]]:
+    """What the incidents cost by design, per (touchpoint, comment aspect), largest first.
+
+    ``cost``: NPS points the chain loses per 1,000 orders, summed over the aspect's
+    incidents at the touchpoint: ``share`` of orders there (``channel_shares``, with the
+    mini program's pull under the program effects) x expected rate x NPS drop (so
+    ``cost / share`` is the loss per 1,000 orders at the touchpoint). The rate
+    is at a store of average quality (store-made incidents times E[exp(-k z)] = exp(k^2 / 2)
+    over z ~ N(0, 1)) and, for queues, averaged over the store's hours; the drop is the
+    driver weight of the attribute the incident spoils x its impact per severity point x
+    the mean severity. Pain points on the answers rank alike: surveys after an incident
+    are as likely whatever the incident, so complaints and their NPS gap scale the same.
+    """
+    from memberlab.datasets.comments import INCIDENT_ASPECT  # written alongside
+
+    experience, drivers = params.experience, params.drivers
+    shares = dict(params.commerce.channel_shares)
+    if program_effects:
+        shares["mini_program"] *= params.effects.mini_program_preference
+    total = sum(shares.values())
+    shares = {channel: share / total for channel, share in shares.items()}
+    probs = np.asarray(experience.severity_probs)
+    severity = float((np.arange(1, probs.size + 1) * probs).sum() / probs.sum())
+    store_made = math.exp(experience.store_quality_effect**2 / 2)
+    profile = np.asarray(cfg.HOURLY_PROFILE["store"])
+    peak = float(profile[list(experience.peak_hours)].sum() / profile.sum())
+    costs: dict[tuple[str, str], dict[str, Any]] = {}
+    for incident, rates in experience.incident_rates.items():
+        attribute = cfg.INCIDENT_ATTRIBUTE[incident]
+        drop = drivers.weights[attribute] * drivers.incident_impact[incident] * severity
+        for channel, rate in rates.items():
+            if incident != "app_failure":
+                rate *= store_made
+            if incident == "long_queue":
+                rate *= 1 - peak + peak * experience.peak_queue_factor
+            key = (channel, INCIDENT_ASPECT[incident])
+            row = costs.setdefault(
+                key,
+                {
+                    "touchpoint": key[0],
+                    "aspect": key[1],
+                    "share": shares[channel],
+                    "incidents": [],
+                    "cost": 0.0,
+                },
+            )
+            row["incidents"].append(incident)
+            row["cost"] += 1000 * shares[channel] * rate * drop
+    return sorted(costs.values(), key=lambda row: -row["cost"])
+
+
+def injected_problems(params: WorldParams, program_effects: bool = True) -> list[dict[str, Any]]:
+    """The injected problems with their designed impact (``incident_costs``), largest
+    first, ranked from 1."""
+    costs = {
+        (c["touchpoint"], c["aspect"]): c["cost"] for c in incident_costs(params, program_effects)
+    }
+    problems = [
+        {
+            "name": p.name,
+            "touchpoint": p.touchpoint,
+            "aspect": p.aspect,
+            "incident": p.incident,
+            "attribute": cfg.INCIDENT_ATTRIBUTE[p.incident],
+            "description_zh": p.description_zh,
+            "description_en": p.description_en,
+            "designed_impact": round(costs[p.touchpoint, p.aspect], 3),
+        }
+        for p in params.experience.injected_problems
+    ]
+    problems.sort(key=lambda p: -p["designed_impact"])
+    return [{"rank": i + 1, **p} for i, p in enumerate(problems)]
+
+
+def background_impact(params: WorldParams, program_effects: bool = True) -> float:
+    """The largest designed impact of a (touchpoint, aspect) that is not injected."""
+    injected = {(p.touchpoint, p.aspect) for p in params.experience.injected_problems}
+    return round(
+        max(
+            (
+                c["cost"]
+                for c in incident_costs(params, program_effects)
+                if (c["touchpoint"], c["aspect"]) not in injected
+            ),
+            default=0.0,
+        ),
+        3,
+    )
 
 
 def _manifest(
@@ -1436,6 +1640,21 @@ def _manifest(
                     "earn-rate responses): purchases are pure BG/NBD and Gamma-Gamma under "
                     "the seasonality. Incidents, satisfaction and surveys happen either way."
                 ),
+                "drivers": (
+                    "Each answer has a latent experience of every attribute (standard "
+                    "scale: sd 1 when nothing went wrong; incidents pull down the attribute "
+                    "they spoil); each rating reads its own attribute, and NPS and CSAT "
+                    "follow the attributes the touchpoint involves with these weights (NPS "
+                    "points per sd), plus noise and what earlier incidents left. order is "
+                    "the true ranking of the drivers: a key-driver analysis of the ratings "
+                    "on NPS should find it at every touchpoint, on the ratings asked there."
+                ),
+                "injected_problems": (
+                    "The three problems put into the world (injected_problems, at the top "
+                    "level), ranked by designed impact: NPS points lost per 1,000 orders of "
+                    "the chain (share of orders at the touchpoint x rate x NPS drop). Every "
+                    "other (touchpoint, aspect) costs at most background_impact."
+                ),
                 "points_used": (
                     "At most half of a conservative balance: released base points (1 per "
                     "yuan paid, capped) of the current and previous calendar year, minus all "
@@ -1445,9 +1664,12 @@ def _manifest(
             "seasonality": params["seasonality"],
             "effects": params["effects"],
             "experience": params["experience"],
+            "drivers": {**params["drivers"], "order": list(world.params.drivers.order)},
             "surveys": params["surveys"],
             "commerce": params["commerce"],
         },
+        "injected_problems": injected_problems(world.params, world.program_effects),
+        "background_impact": background_impact(world.params, world.program_effects),
         "counts": counts,
         "files": FILES,
     }

@@ -137,25 +137,63 @@ class ProgramEffects:
 
 
 @dataclass(frozen=True)
+class InjectedProblem:
+    """A problem the chain has, put into the world on purpose: one incident far more
+    frequent at one touchpoint than anything else that goes wrong there. Members who run
+    into it complain about ``aspect`` (a code of ``experience/text/aspects.yaml``) and
+    recommend the chain less, through the attribute the incident spoils
+    (``INCIDENT_ATTRIBUTE``). Pain-point analyses should find these three on top."""
+
+    name: str
+    incident: str
+    touchpoint: str
+    aspect: str
+    description_zh: str
+    description_en: str
+
+
+@dataclass(frozen=True)
 class Experience:
-    """Incidents at touchpoints and the latent satisfaction they move."""
+    """Incidents at touchpoints, the latent satisfaction they move and the injected problems.
+
+    Three incidents are the chain's problems (``injected_problems``): long queues at the
+    stores' peak hours, late deliveries and checkout failures of the mini program. Every
+    other incident is rare (background noise of a well-run chain): what each costs, rate x
+    NPS drop x the touchpoint's trade, is well below the third problem's (see
+    ``world.incident_costs``, written to the manifest).
+    """
 
     # probability per purchase, by incident and channel, at a store of average quality
     incident_rates: dict[str, dict[str, float]] = field(
         default_factory=lambda: {
-            "delivery_delay": {"delivery": 0.07},
-            "long_queue": {"store": 0.012},
-            "rude_staff": {"store": 0.008},
+            "delivery_delay": {"delivery": 0.09},
+            "long_queue": {"store": 0.014},
+            "rude_staff": {"store": 0.002},
             "product_fault": {
-                "store": 0.007,
-                "mini_program": 0.007,
-                "app": 0.007,
-                "delivery": 0.01,
+                "store": 0.001,
+                "mini_program": 0.001,
+                "app": 0.001,
+                "delivery": 0.002,
             },
-            "app_failure": {"mini_program": 0.015, "app": 0.03},
-            "wrong_order": {"store": 0.006, "mini_program": 0.01, "app": 0.01, "delivery": 0.025},
-            "cold_drink": {"store": 0.005, "mini_program": 0.008, "app": 0.008, "delivery": 0.035},
-            "out_of_stock": {"store": 0.01, "mini_program": 0.008, "app": 0.008, "delivery": 0.008},
+            "app_failure": {"mini_program": 0.04, "app": 0.004},
+            "wrong_order": {
+                "store": 0.002,
+                "mini_program": 0.002,
+                "app": 0.002,
+                "delivery": 0.004,
+            },
+            "cold_drink": {
+                "store": 0.001,
+                "mini_program": 0.001,
+                "app": 0.001,
+                "delivery": 0.003,
+            },
+            "out_of_stock": {
+                "store": 0.002,
+                "mini_program": 0.001,
+                "app": 0.001,
+                "delivery": 0.001,
+            },
         }
     )
     peak_hours: tuple[int, ...] = (8, 9, 12, 13, 18)
@@ -180,6 +218,157 @@ class Experience:
     baseline_beta: tuple[float, float] = (8.0, 3.0)
     store_quality_satisfaction: float = 0.03
     half_life_days: float = 30.0  # satisfaction returns towards the baseline
+    injected_problems: tuple[InjectedProblem, ...] = (
+        InjectedProblem(
+            "peak_queues",
+            "long_queue",
+            "store",
+            "waiting_time",
+            "门店高峰期排长队",
+            "Long queues in the stores at peak hours",
+        ),
+        InjectedProblem(
+            "late_deliveries",
+            "delivery_delay",
+            "delivery",
+            "delivery_speed",
+            "外卖配送超时",
+            "Deliveries arrive late",
+        ),
+        InjectedProblem(
+            "mini_program_failures",
+            "app_failure",
+            "mini_program",
+            "app_usability",
+            "小程序下单、支付出错",
+            "The mini program fails at ordering and checkout",
+        ),
+    )
+
+
+# The rated attributes, in the order of the survey's columns.
+ATTRIBUTES = ("speed", "staff", "product_quality", "value", "app_usability", "cleanliness")
+# The attribute each incident spoils: its experience, hence its rating and NPS.
+INCIDENT_ATTRIBUTE = {
+    "delivery_delay": "speed",
+    "long_queue": "speed",
+    "rude_staff": "staff",
+    "product_fault": "product_quality",
+    "app_failure": "app_usability",
+    "wrong_order": "product_quality",
+    "cold_drink": "product_quality",
+    "out_of_stock": "product_quality",
+}
+
+
+@dataclass(frozen=True)
+class Drivers:
+    """The true drivers: every answer's experience of each attribute, which its rating
+    reads and which NPS and CSAT follow with known weights.
+
+    Experience of attribute a in an answer, on a standard scale (mean 0, sd 1 when nothing
+    went wrong)::
+
+        x_a = halo * disposition + sqrt(member_share) * view_a + store_effect[a] * standard_a
+              + sqrt(rest) * moment_a - incident_impact[i] * severity_i   (incidents i of a)
+
+    ``disposition`` is the member's baseline satisfaction, standardised (the halo that
+    colours every attribute alike); ``view_a`` the member's own lasting view of the
+    attribute, ``standard_a`` the standard of the store that served the answer (the
+    member's home store for the relationship survey), ``moment_a`` this visit's luck;
+    ``rest`` makes the four add up to variance 1. A store's standards are its own, one per
+    attribute and independent of its latent quality (which makes incidents): were the
+    cleanliness of a store a sign of its queues, its rating would take credit for them.
+    Incidents pull down the attribute they spoil (``INCIDENT_ATTRIBUTE``) by
+    ``incident_impact`` standard deviations per severity point; after-sales answers are
+    about the after-sales service, not the order, and the relationship survey has no order.
+
+    Answers read it::
+
+        rating_a = clip(round(rating_centre + rating_scale * x_a + N(0, rating_noise)), 1, 5)
+        core     = sum over the attributes the touchpoint involves of weights[a] * x_a
+        NPS      = clip(round(nps_centre + core + history * (s - baseline)
+                              + N(0, nps_noise)), 0, 10)   (after_sales_shift after a return)
+        CSAT     = clip(round(csat_centre + csat_scale * core + N(0, csat_noise)), 1, 5)
+
+    A touchpoint involves the attributes it asks about (``world.ASKED``); the relationship
+    survey, about the chain as a whole, involves all six. ``s - baseline`` is how far below
+    the member's baseline their satisfaction still is from earlier incidents (before the
+    answer's own): it moves NPS but no rating. So ``weights`` are the true drivers: NPS
+    points per standard deviation of each attribute's experience, and their order
+    (``order``) is what a key-driver analysis of the ratings on NPS should find at every
+    touchpoint (on the attributes asked there). The gaps are wide so a few thousand
+    answers resolve them: the injected problems add variance to speed (queues, delays) and
+    app usability (mini program failures), which moves their shares up a little, never
+    past the attribute above them.
+
+    Comments follow the same experience: a remark on an aspect (``world.ASPECT_ATTRIBUTE``)
+    has the tone of ``clip(remark_centre + remark_scale * x_a, 0, 1)``: most remarks are
+    praise, complaints come from a bad experience of that very attribute.
+    """
+
+    weights: dict[str, float] = field(
+        default_factory=lambda: {
+            "product_quality": 1.0,
+            "speed": 0.65,
+            "staff": 0.45,
+            "app_usability": 0.35,
+            "value": 0.25,
+            "cleanliness": 0.1,
+        }
+    )
+    """The true drivers of NPS: points of NPS per standard deviation of each attribute's
+    experience. The drink first, then speed (queues, deliveries), the staff, the ordering
+    app (most orders go through the mini program or the app), the price (members pay member
+    prices with coupons) and, last, the store's cleanliness (most take their drink away).
+    Neighbours are at least 0.1 apart: relative weights on a few thousand answers tell
+    them apart (tests/experience/test_drivers.py)."""
+    halo: float = 0.35
+    member_share: float = 0.25
+    store_effect: dict[str, float] = field(
+        default_factory=lambda: {
+            "speed": 0.15,
+            "staff": 0.2,
+            "product_quality": 0.1,
+            "cleanliness": 0.45,
+        }
+    )
+    # sd of the attribute's experience lost per severity point of the incident
+    incident_impact: dict[str, float] = field(
+        default_factory=lambda: {
+            "delivery_delay": 0.9,
+            "long_queue": 1.0,
+            "rude_staff": 1.2,
+            "product_fault": 1.0,
+            "app_failure": 1.2,
+            "wrong_order": 0.6,
+            "cold_drink": 0.6,
+            "out_of_stock": 0.5,
+        }
+    )
+    rating_centre: float = 3.9
+    rating_scale: float = 0.85
+    rating_noise: float = 0.3
+    nps_centre: float = 8.0
+    nps_noise: float = 0.6
+    history: float = 5.0  # NPS points per unit of satisfaction (0..1) below the baseline
+    after_sales_shift: float = -0.5
+    csat_centre: float = 4.0
+    csat_scale: float = 0.5
+    csat_noise: float = 0.4
+    # CES (1-7, "made it easy"): speed and app usability where the touchpoint involves
+    # them, minus effort_impact per severity point of a wrong order (going back for it)
+    ces_centre: float = 5.4
+    ces_scale: float = 0.8
+    ces_noise: float = 0.6
+    effort_impact: float = 0.8
+    remark_centre: float = 0.8
+    remark_scale: float = 0.12
+
+    @property
+    def order(self) -> tuple[str, ...]:
+        """The attributes from the strongest driver of NPS to the weakest."""
+        return tuple(sorted(self.weights, key=lambda a: -self.weights[a]))
 
 
 @dataclass(frozen=True)
@@ -196,7 +385,6 @@ class Surveys:
     relationship_response: float = 0.3
     relationship_month_day: tuple[int, int] = (6, 10)
     comment_box_skipped: float = 0.35  # before write_comment's own silence
-    answer_noise: float = 0.08
 
 
 @dataclass(frozen=True)
@@ -237,6 +425,7 @@ class WorldParams:
     seasonality: Seasonality = field(default_factory=Seasonality)
     effects: ProgramEffects = field(default_factory=ProgramEffects)
     experience: Experience = field(default_factory=Experience)
+    drivers: Drivers = field(default_factory=Drivers)
     surveys: Surveys = field(default_factory=Surveys)
     commerce: Commerce = field(default_factory=Commerce)
 
