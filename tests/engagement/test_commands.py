@@ -76,3 +76,22 @@ def _tenant_id(state: AppState) -> int:
 
     with state.database.session(platform=True) as session:
         return tenants.get_tenant(session, "firm").id
+
+
+def test_the_staff_handbook_of_the_program_in_force(
+    state: AppState, cli: Cli, tmp_path: Path
+) -> None:
+    from memberlab.datasets.demo import sample_program_text
+
+    program = tmp_path / "teahouse.yaml"
+    program.write_text(sample_program_text("teahouse"), encoding="utf-8")
+    cli.ok("program", "load", program, "--tenant", "firm")
+    cli.ok("program", "activate", "teahouse@1", "--effective-from", "2025-01-01T00:00:00+08:00",
+           "--tenant", "firm")  # fmt: skip
+
+    cli.ok("engagement", "handbook", tmp_path / "handbook.pdf", "--brand", "茶语咖啡")
+    cli.ok("--lang", "en", "engagement", "handbook", tmp_path / "handbook.docx")
+
+    assert (tmp_path / "handbook.pdf").read_bytes().startswith(b"%PDF")
+    assert (tmp_path / "handbook.docx").stat().st_size > 0
+    assert "out: " in cli.fails("--lang", "en", "engagement", "handbook", tmp_path / "x.txt")

@@ -157,7 +157,14 @@ def _same_world(manifest_path: Path, *, members: int, seed: int) -> bool:
         manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return manifest.get("members") == members and manifest.get("seed") == seed
+    from memberlab.datasets.world import GENERATOR, VERSION
+
+    return (
+        manifest.get("members") == members
+        and manifest.get("seed") == seed
+        and manifest.get("generator") == GENERATOR
+        and manifest.get("version") == VERSION  # a world of an older generator is made again
+    )
 
 
 # --- the experience side of the demo ---------------------------------------------------------

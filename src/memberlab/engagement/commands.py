@@ -303,6 +303,31 @@ def supplement_command(
     say("engagement.cli.written", path=str(written))
 
 
+@engagement_app.command("handbook")
+def handbook_command(
+    out: Path = typer.Argument(..., dir_okay=False, help="handbook.pdf or handbook.docx"),
+    brand: str | None = typer.Option(None, "--brand", help="Printed under the title."),
+    tenant: str | None = TenantOption,
+) -> None:
+    """The staff handbook of the program in force (rules, tiers, benefits, points, FAQ).
+    / 由现行会员计划生成员工手册。"""
+    from memberlab.engagement.handbook import handbook_docx, handbook_pdf
+    from memberlab.programs import service as programs
+
+    suffix = out.suffix.lower()
+    if suffix not in (".pdf", ".docx"):
+        raise InvalidInput(
+            errors=[FieldError("out", "core.v.choice", {"value": suffix or out.name,
+                                                        "expected": ".pdf, .docx"})]
+        )  # fmt: skip
+    with unit_of_work(tenant) as unit:
+        program = programs.definition_of(programs.active_version(unit.session, as_of=unit.now))
+        now = unit.now
+    write = handbook_pdf if suffix == ".pdf" else handbook_docx
+    written = write(program, current_language(), out, brand=brand, generated_at=now)
+    say("engagement.cli.written", path=str(written))
+
+
 # --- evidence ------------------------------------------------------------------------------------
 
 
