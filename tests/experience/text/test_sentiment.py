@@ -86,7 +86,7 @@ def test_training_is_deterministic(split):
 
 def test_beats_the_baseline_on_the_held_out_20_percent(split):
     """Both trained on the same 2,000 training texts (to stay fast), scored on all of the
-    test 20%. At full size (bench/sentiment.py) the gap is about 3 points."""
+    test 20%. At full size the gap is about 3 points (next test)."""
     texts, labels = _subsample(split, 2000)
     test = list(split.test_texts)
     baseline = baseline_model(texts, labels).predict(test)
@@ -96,10 +96,76 @@ def test_beats_the_baseline_on_the_held_out_20_percent(split):
     assert our_accuracy >= baseline_accuracy + 0.01, (our_accuracy, baseline_accuracy)
 
 
-def test_the_model_in_use_is_accurate_on_the_test_20_percent(zh_model, split):
-    probabilities = zh_model.predict_proba(list(split.test_texts))
-    assert ((probabilities > 0.5) == split.test_labels).mean() >= 0.86
+# SnowNLP's scorer reads about 70 reviews a second: the test scores this many test reviews
+# with it (bench/sentiment.py scores all 3,473).
+SNOWNLP_SAMPLE = 500
+
+
+def test_the_model_in_use_on_the_test_20_percent_beside_baseline_and_snownlp(zh_model, split):
+    """The model that scores comments (trained on the 80%), the baseline trained on the
+    same 80%, and SnowNLP's own scorer, on the same held-out 20%.
+
+    Measured (scikit-learn 1.9, jieba 0.42): ours 0.8687, baseline 0.8396, SnowNLP 0.8517
+    on all 3,473 test reviews (0.852 on the first 500; its model was trained on the whole
+    corpus, these lines included). Issue 6 asked for 0.88: not reached, see
+    ``test_issue_6_goal_of_088_is_not_reached``. The floors are the measured figures
+    less a point, for other library versions."""
+    test = list(split.test_texts)
+    probabilities = zh_model.predict_proba(test)
+    ours = float(((probabilities > 0.5) == split.test_labels).mean())
+    baseline = baseline_model(split.train_texts, split.train_labels)
+    base = float((baseline.predict(test) == split.test_labels).mean())
+
+    from snownlp import SnowNLP
+
+    sample = slice(0, SNOWNLP_SAMPLE)
+    snow = np.array([SnowNLP(t).sentiments for t in test[sample]])
+    snow_accuracy = float(((snow > 0.5) == split.test_labels[sample]).mean())
+    ours_there = float(((probabilities[sample] > 0.5) == split.test_labels[sample]).mean())
+    report = (
+        f"held-out 20% ({len(test):,} reviews): ours {ours:.4f}, baseline {base:.4f}; "
+        f"first {SNOWNLP_SAMPLE}: SnowNLP {snow_accuracy:.4f}, ours {ours_there:.4f}"
+    )
+    print(report)
+    assert ours >= 0.86, report
+    assert ours >= base + 0.02, report
+    assert ours_there >= snow_accuracy, report
     assert ((probabilities >= 0) & (probabilities <= 1)).all()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 6 asks for 0.88 held-out accuracy; the best honest figure is 0.8687",
+)
+def test_issue_6_goal_of_088_is_not_reached(zh_model, split):
+    """Kept so that the goal stays visible: when a model reaches it, this passes, the strict
+    xfail fails the run, and the floor above should be raised instead."""
+    probabilities = zh_model.predict_proba(list(split.test_texts))
+    assert ((probabilities > 0.5) == split.test_labels).mean() >= 0.88
+
+
+def test_tuning_cross_validates_within_the_training_part_only(split):
+    small = CorpusSplit(*_subsample(split, 300, seed=2), (), np.zeros(0, dtype=np.int64))
+    results = sent.tune_chinese_model(small, c_values=(1.0, 10.0), folds=3)
+    assert len(results) == 4
+    assert all(len(r.fold_accuracies) == 3 for r in results)
+    means = [r.validation_accuracy for r in results]
+    assert means == sorted(means, reverse=True)
+    assert all(0.5 < m <= 1 for m in means)
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("没有问题，很好", ["没有", "¬问题", "很", "好"]),
+        ("质量有问题", ["质量", "有", "问题"]),
+        ("包装没有漏", ["包装", "没有", "¬漏"]),
+        # negation stops at punctuation
+        ("不，好喝", ["不", "好喝"]),
+    ],
+)
+def test_words_after_a_negator_are_marked(text, words):
+    assert sent.negated_words(sent.normalise(text)) == words
 
 
 def test_the_cache_is_loaded_when_it_matches_and_retrained_when_not(tmp_path, monkeypatch, split):
@@ -110,6 +176,7 @@ def test_the_cache_is_loaded_when_it_matches_and_retrained_when_not(tmp_path, mo
     stored = joblib.load(tmp_path / sent.MODEL_FILE)
     assert stored["meta"]["code_version"] == sent.CODE_VERSION
     assert len(stored["meta"]["corpus_sha256"]) == 64
+    assert len(stored["meta"]["retail_dict_sha256"]) == 64  # the word features depend on it
     assert sent.chinese_model(tmp_path) is model  # from memory
 
     # a new process: loaded from disk, not trained
@@ -199,11 +266,52 @@ def test_label_thresholds():
     assert sentiment([]).shape == (0,)
 
 
-def test_retail_and_service_comments_written_for_the_tests(model_dir):
-    """The corpus is hotels, books and electronics; these are drinks, riders and points."""
+def _labelled(language: str) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Texts, labels (1 positive) and kinds (plain, negation, mixed) of
+    ``labelled_comments.yaml``."""
     data = yaml.safe_load((HERE / "labelled_comments.yaml").read_text(encoding="utf-8"))
-    for language, minimum in (("zh", 0.86), ("en", 0.9)):
-        positive, negative = data[language]["positive"], data[language]["negative"]
-        scores = sentiment(positive + negative, language, cache_dir=model_dir)
-        truth = np.array([1] * len(positive) + [0] * len(negative))
-        assert ((scores > 0.5) == truth).mean() >= minimum, language
+    texts: list[str] = []
+    labels: list[int] = []
+    kinds: list[str] = []
+    for polarity, value in (("positive", 1), ("negative", 0)):
+        for kind, lines in data[language][polarity].items():
+            texts += lines
+            labels += [value] * len(lines)
+            kinds += [kind] * len(lines)
+    return texts, np.array(labels), np.array(kinds)
+
+
+def test_the_labelled_comments_are_balanced_and_distinct():
+    for language, minimum in (("zh", 150), ("en", 40)):
+        texts, labels, kinds = _labelled(language)
+        assert len(texts) >= minimum
+        assert len(set(texts)) == len(texts)
+        assert labels.mean() == 0.5
+        assert set(kinds.tolist()) == {"plain", "negation", "mixed"}
+
+
+# Floors for the retail and service comments: what the model measured when it was chosen,
+# less about 4 points (7 of the 178 zh comments, 2 of the 48 en ones), so that another
+# scikit-learn or jieba version does not fail the run while a real regression does.
+# Measured (zh-char-word-nblr-4): zh 0.792 overall (plain 0.856, negation 0.705, mixed
+# 0.750); the previous character-only model scored 0.758 (0.833, 0.682, 0.682). en (VADER)
+# 0.896 (plain 0.958, negation 0.750, mixed 0.917). Negations and mixed comments are the
+# weak spot; the zh errors lean negative (positive comments about riders, refunds and
+# points read as complaints by a model that learnt those words from hotel complaints).
+RETAIL_FLOORS = {"zh": (0.75, {"plain": 0.82}), "en": (0.85, {"plain": 0.9})}
+
+
+@pytest.mark.parametrize("language", ["zh", "en"])
+def test_retail_and_service_comments_written_for_the_tests(language, model_dir):
+    """The corpus is hotels, books and electronics; these are drinks, riders and points."""
+    texts, truth, kinds = _labelled(language)
+    right = (sentiment(texts, language, cache_dir=model_dir) > 0.5) == truth
+    by_kind = {kind: float(right[kinds == kind].mean()) for kind in ("plain", "negation", "mixed")}
+    report = f"{language}: {right.mean():.3f} of {len(texts)}; " + ", ".join(
+        f"{kind} {value:.3f}" for kind, value in by_kind.items()
+    )
+    print(report)
+    overall, per_kind = RETAIL_FLOORS[language]
+    assert right.mean() >= overall, report
+    for kind, floor in per_kind.items():
+        assert by_kind[kind] >= floor, report
