@@ -38,6 +38,17 @@ def _member_with_link(site: Site, member: str) -> str:
     return link["url"]
 
 
+def submit_and_wait(driver) -> None:
+    """Send the form and wait for the next page (the old page's elements go stale)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = driver.find_element(By.TAG_NAME, "html")
+    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    WebDriverWait(driver, 10).until(expected_conditions.staleness_of(old))
+
+
 def _pick(driver, question: str, value: str) -> None:
     from selenium.webdriver.common.by import By
 
@@ -55,12 +66,12 @@ def test_a_member_answers_on_a_phone_and_the_script_stays_text(site: Site, brows
     width = browser.execute_script("return document.documentElement.scrollWidth")
     assert width <= browser.execute_script("return window.innerWidth")  # no sideways scrolling
     # sending nothing: every required question says so, in Chinese
-    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    submit_and_wait(browser)
     assert browser.find_element(By.ID, "e-nps").text == "请回答此题。"
     for question in ("nps", "csat", "ces", "speed", "quality"):
         _pick(browser, question, {"nps": "2"}.get(question, "3"))
     browser.find_element(By.CSS_SELECTOR, 'textarea[name="comment"]').send_keys(SCRIPT)
-    browser.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    submit_and_wait(browser)
 
     assert browser.find_element(By.TAG_NAME, "h1").text == "感谢您的反馈！"
     assert browser.execute_script("return window.pwned") is None
