@@ -61,14 +61,25 @@ from sklearn.inspection import permutation_importance
 from sklearn.metrics import brier_score_loss, roc_auc_score
 from threadpoolctl import threadpool_limits
 
+from memberlab.analytics.columnar import (
+    MemberCodes,
+    bits_for,
+    group_max,
+    group_min,
+    local_days,
+    nullable,
+    pack_sort,
+)
 from memberlab.analytics.fitting import FitWarning
 from memberlab.analytics.points import DEFAULT_KINDS
 from memberlab.analytics.rfm import (
     DayLike,
     Frame,
+    PurchaseRows,
     as_day,
     day_number,
     day_of,
+    purchase_rows,
     purchases,
     require_columns,
 )
@@ -298,13 +309,16 @@ def churn_model(
 
 @dataclass
 class _Sources:
-    """Every input reduced to ``member_id, day`` and the few values the features need."""
+    """Every input reduced to arrays keyed by member code (the transactions' members, see
+    ``columnar.MemberCodes``) and day number, with the few values the features need."""
 
-    rows: pl.DataFrame  # member_id, day, bought, net, bought_amount, returned (per day)
-    enrolled: pl.DataFrame | None  # member_id, e
-    tiers: pl.DataFrame | None  # member_id, day, order, rank
-    points: pl.DataFrame | None  # member_id, day, points, redeemed (bool)
-    answers: pl.DataFrame | None  # member_id, day, at, nps, csat, ces
+    members: MemberCodes  # the transactions' members
+    days: _Days  # one entry per member and day with a transaction
+    enrolled: np.ndarray | None  # per code: enrolment day (int64, where ``has_enrolled``)
+    has_enrolled: np.ndarray | None
+    tiers: _Rows | None  # code, day, rank (null: a tier not in ``tiers``), by code and time
+    points: _Rows | None  # code, day, points, redeemed
+    answers: _Rows | None  # code, day, nps, csat, ces (with masks), by code and time
     last_day: int
 
     @classmethod
@@ -321,41 +335,15 @@ class _Sources:
         until: date | None,
     ) -> _Sources:
         limit = None if until is None else day_number(until)
-
-        def upto(frame: pl.LazyFrame) -> pl.LazyFrame:
-            return frame if limit is None else frame.filter(pl.col("day") <= limit)
-
-        # One row per member and day: every later pass counts days without n_unique.
-        bought = pl.col("is_purchase")
-        rows = (
-            purchases(transactions, until=until, time_zone=time_zone)
-            .group_by("member_id", "day")
-            .agg(
-                bought.any().alias("bought"),
-                # sums rounded to the fen: float sums in a parallel group-by may differ in
-                # the last bit from run to run, and the model must not
-                pl.col("net").sum().round(2).alias("net"),
-                pl.when(bought)
-                .then(pl.col("net"))
-                .otherwise(0.0)
-                .sum()
-                .round(2)
-                .alias("bought_amount"),
-                pl.when(bought)
-                .then(0.0)
-                .otherwise(-pl.col("net"))
-                .sum()
-                .round(2)
-                .alias("returned"),
-            )
-            .collect()
-        )
-        last = rows["day"].max()
-        enrolled = None
+        rows = purchase_rows(transactions, until=until, time_zone=time_zone)
+        days = _Days.of(rows)
+        last = int(rows.day.max()) if rows.day.size else 0
+        lookup = rows.members
+        enrolled = has_enrolled = None
         if members is not None:
             lazy = members.lazy()
             schema = require_columns(lazy, ("member_id", "enrolled_at"), "members")
-            enrolled = (
+            first = (
                 lazy.select(
                     pl.col("member_id").cast(pl.String),
                     day_of(schema, "enrolled_at", time_zone).alias("e"),
@@ -364,6 +352,12 @@ class _Sources:
                 .unique("member_id", keep="first")
                 .collect()
             )
+            code = lookup.lookup(first["member_id"])
+            found = code >= 0
+            enrolled = np.zeros(rows.members.n, dtype=np.int64)
+            has_enrolled = np.zeros(rows.members.n, dtype=bool)
+            enrolled[code[found]] = first["e"].to_numpy()[found]
+            has_enrolled[code[found]] = True
         ranked = None
         if tier_history is not None:
             if not tiers:
@@ -371,7 +365,7 @@ class _Sources:
             lazy = tier_history.lazy()
             schema = require_columns(lazy, ("member_id", "at", "tier"), "tier_history")
             rank = {code: i for i, code in enumerate(tiers)}
-            ranked = upto(
+            frame = (
                 lazy.select(
                     pl.col("member_id").cast(pl.String),
                     day_of(schema, "at", time_zone).alias("day"),
@@ -380,21 +374,23 @@ class _Sources:
                     .cast(pl.String)
                     .replace_strict(rank, default=None, return_dtype=pl.Float64)
                     .alias("rank"),
-                ).drop_nulls(["member_id", "day"])
-            ).collect()
+                )
+                .drop_nulls(["member_id", "day"])
+                .collect()
+            )
+            ranked = _Rows.of(frame, lookup, limit, sort=("day", "order"))
         points = None
         if ledger is not None:
             lazy = ledger.lazy()
             schema = require_columns(lazy, ("member_id", "at", "kind", "points"), "ledger")
             redeemed = [k for k, v in DEFAULT_KINDS.items() if v == "redeemed"]
-            points = upto(
-                lazy.select(
-                    pl.col("member_id").cast(pl.String),
-                    day_of(schema, "at", time_zone).alias("day"),
-                    pl.col("points").cast(pl.Int64),
-                    (pl.col("kind").is_in(redeemed) & (pl.col("points") < 0)).alias("redeemed"),
-                ).drop_nulls(["member_id", "day", "points"])
+            frame = lazy.select(
+                pl.col("member_id").cast(pl.String),
+                "at",
+                pl.col("points").cast(pl.Int64),
+                (pl.col("kind").is_in(redeemed) & (pl.col("points") < 0)).alias("redeemed"),
             ).collect()
+            points = _Rows.of_large(frame, rows.members, "at", time_zone, limit)
         answers = None
         if responses is not None:
             lazy = responses.lazy()
@@ -405,7 +401,7 @@ class _Sources:
                 ).alias(c)
                 for c in ("nps", "csat", "ces")
             ]
-            answers = upto(
+            frame = (
                 lazy.select(
                     pl.col("member_id").cast(pl.String),
                     day_of(schema, "responded_at", time_zone).alias("day"),
@@ -420,42 +416,94 @@ class _Sources:
                         for c in ("nps", "csat", "ces")
                     )
                 )
-            ).collect()
+                .with_columns(pl.col("at").rank("ordinal").alias("order"))
+                .drop("at")
+                .collect()
+            )
+            answers = _Rows.of(frame, lookup, limit, sort=("order",))
         return cls(
-            rows=rows,
+            members=rows.members,
+            days=days,
             enrolled=enrolled,
+            has_enrolled=has_enrolled,
             tiers=ranked,
             points=points,
             answers=answers,
-            last_day=int(last) if last is not None else 0,
+            last_day=last,
         )
 
     def features(
         self, cutoff: int, scale: ExperienceScale, active_within_days: int | None
     ) -> pl.DataFrame:
         """The feature frame at ``cutoff`` (a day number): only rows on or before it."""
-        day = pl.col("day")
-        rows = self.rows.lazy().filter(day <= cutoff)
-        bought = pl.col("bought")
-        recent90 = day > cutoff - 90
-        recent365 = day > cutoff - 365
-        net = pl.col("net")
-        base = rows.group_by("member_id").agg(
-            pl.when(bought).then(day).min().alias("first_day"),
-            pl.when(bought).then(day).max().alias("last_day"),
-            bought.sum().cast(pl.Int32).alias("frequency"),
-            (bought & recent90).sum().cast(pl.Int32).alias("purchase_days_90"),
-            (bought & recent365).sum().cast(pl.Int32).alias("purchase_days_365"),
-            net.sum().round(2).alias("spend_total"),
-            pl.when(recent365).then(net).otherwise(0.0).sum().round(2).alias("spend_365"),
-            pl.when(recent90).then(net).otherwise(0.0).sum().round(2).alias("spend_90"),
-            pl.col("bought_amount").sum().round(2).alias("_bought"),
-            pl.col("returned").sum().round(2).alias("_returned"),
-        )
-        base = base.filter(pl.col("last_day").is_not_null())
+        return self.features_and_labels(cutoff, scale, active_within_days, None)[0]
+
+    def features_and_labels(
+        self,
+        cutoff: int,
+        scale: ExperienceScale,
+        active_within_days: int | None,
+        horizon: int | None,
+    ) -> tuple[pl.DataFrame, np.ndarray | None]:
+        """The features at ``cutoff`` and, with ``horizon``, the members' ``churned``."""
+        n = self.members.n
+        d = self.days
+        # The days are in day order: "on or before the cutoff" and "in the last 90 or 365
+        # days" are ranges of them, and each figure one pass over a range.
+        upto, since90, since365 = d.ranges(d.day, cutoff)
+        bought, bought90, bought365 = d.ranges(d.bought_day, cutoff)
+        last_day, present = group_max(d.bought_member[bought], d.bought_day[bought], n)
         if active_within_days is not None:
-            base = base.filter(pl.col("last_day") > cutoff - active_within_days)
-        frame = base.with_columns(
+            present &= last_day > cutoff - active_within_days
+        chosen = self.members.by_id
+        chosen = chosen[present[chosen]]
+
+        def count(part: slice) -> np.ndarray:
+            return np.bincount(d.bought_member[part], minlength=n)[chosen].astype(np.int32)
+
+        def total(part: slice, values: np.ndarray) -> np.ndarray:
+            return np.bincount(d.member[part], values[part], minlength=n)[chosen]
+
+        columns: dict[str, pl.Series | np.ndarray] = {
+            "member_id": self.members.ids_of(chosen),
+            "first_day": d.first_bought[chosen].astype(np.int32),
+            "last_day": last_day[chosen].astype(np.int32),
+            "frequency": count(bought),
+            "purchase_days_90": count(bought90),
+            "purchase_days_365": count(bought365),
+            "spend_total": total(upto, d.net),
+            "spend_365": total(since365, d.net),
+            "spend_90": total(since90, d.net),
+            "_bought": total(upto, d.bought_amount),
+            "_returned": total(upto, d.returned),
+        }
+        sums = ["spend_total", "spend_365", "spend_90", "_bought", "_returned"]
+        names = [
+            "recency_days",
+            "frequency",
+            "purchase_days_90",
+            "purchase_days_365",
+            "spend_total",
+            "spend_365",
+            "spend_90",
+            "spend_per_day",
+            "interpurchase_days",
+            "recency_ratio",
+            "trend_90_365",
+            "return_share",
+            "first_purchase_days",
+        ]
+        if self.enrolled is not None and self.has_enrolled is not None:
+            enrolled = self.enrolled[chosen].astype(np.int32)
+            columns["e"] = nullable(enrolled, self.has_enrolled[chosen])
+        if self.tiers is not None:
+            columns["tier_rank"] = self._tier_rank(cutoff, n, chosen)
+        if self.points is not None:
+            columns.update(self._points(cutoff, n, chosen))
+        if self.answers is not None:
+            columns.update(self._answers(cutoff, n, chosen, scale))
+        frame = pl.DataFrame(columns).with_columns(pl.col(*sums).round(2))
+        frame = frame.with_columns(
             (cutoff - pl.col("last_day")).alias("recency_days"),
             (cutoff - pl.col("first_day")).alias("first_purchase_days"),
             (pl.col("spend_total") / pl.col("frequency")).alias("spend_per_day"),
@@ -473,23 +521,8 @@ class _Sources:
             .then(pl.col("recency_days") / pl.col("interpurchase_days"))
             .alias("recency_ratio")
         )
-        names = [
-            "recency_days",
-            "frequency",
-            "purchase_days_90",
-            "purchase_days_365",
-            "spend_total",
-            "spend_365",
-            "spend_90",
-            "spend_per_day",
-            "interpurchase_days",
-            "recency_ratio",
-            "trend_90_365",
-            "return_share",
-            "first_purchase_days",
-        ]
         if self.enrolled is not None:
-            frame = frame.join(self.enrolled.lazy(), on="member_id", how="left").with_columns(
+            frame = frame.with_columns(
                 pl.when(pl.col("e") <= cutoff)
                 .then(cutoff - pl.col("e"))
                 .otherwise(None)
@@ -497,40 +530,13 @@ class _Sources:
             )
             names.append("tenure_days")
         if self.tiers is not None:
-            held = (
-                self.tiers.lazy()
-                .filter(day <= cutoff)
-                .group_by("member_id")
-                .agg(pl.col("rank").sort_by("day", "order").last().alias("tier_rank"))
-            )
-            frame = frame.join(held, on="member_id", how="left").with_columns(
-                pl.col("tier_rank").fill_null(0.0)
-            )
             names.append("tier_rank")
         if self.points is not None:
-            pts = pl.col("points")
-            red = pl.col("redeemed")
-            held = (
-                self.points.lazy()
-                .filter(day <= cutoff)
-                .group_by("member_id")
-                .agg(
-                    pts.sum().alias("points_balance"),
-                    pts.filter((pts > 0) & recent365).sum().alias("points_earned_365"),
-                    pts.filter(pts > 0).sum().alias("_earned"),
-                    (-pts.filter(red)).sum().alias("_redeemed"),
-                    day.filter(red).max().alias("_last_redemption"),
-                )
-                .with_columns(
-                    pl.when(pl.col("_earned") > 0)
-                    .then(pl.col("_redeemed") / pl.col("_earned"))
-                    .alias("points_redeemed_share"),
-                    (cutoff - pl.col("_last_redemption")).alias("days_since_redemption"),
-                )
-            )
-            frame = frame.join(held, on="member_id", how="left").with_columns(
-                pl.col("points_balance").fill_null(0),
-                pl.col("points_earned_365").fill_null(0),
+            frame = frame.with_columns(
+                pl.when(pl.col("_earned") > 0)
+                .then(pl.col("_redeemed") / pl.col("_earned"))
+                .alias("points_redeemed_share"),
+                (cutoff - pl.col("_last_redemption")).alias("days_since_redemption"),
             )
             names += [
                 "points_balance",
@@ -539,32 +545,6 @@ class _Sources:
                 "days_since_redemption",
             ]
         if self.answers is not None:
-            low = (
-                (pl.col("nps") <= scale.nps_low).fill_null(False).cast(pl.Int32)
-                + (pl.col("csat") <= scale.csat_low).fill_null(False).cast(pl.Int32)
-                + (pl.col("ces") <= scale.ces_low).fill_null(False).cast(pl.Int32)
-            )
-            said = (
-                self.answers.lazy()
-                .filter(day <= cutoff)
-                .with_columns(low.alias("_low"))
-                .group_by("member_id")
-                .agg(
-                    pl.len().cast(pl.Float64).alias("responses"),
-                    pl.col("nps").sort_by("at").drop_nulls().last().alias("last_nps"),
-                    pl.col("nps").mean().alias("mean_nps"),
-                    pl.col("csat").mean().alias("mean_csat"),
-                    pl.col("ces").mean().alias("mean_ces"),
-                    pl.col("_low").sum().alias("low_scores"),
-                    pl.col("_low").filter(recent90).sum().alias("low_scores_90"),
-                    (cutoff - day.max()).alias("days_since_response"),
-                )
-            )
-            frame = frame.join(said, on="member_id", how="left").with_columns(
-                pl.col("responses").fill_null(0.0),
-                pl.col("low_scores").fill_null(0),
-                pl.col("low_scores_90").fill_null(0),
-            )
             names += [
                 "responses",
                 "last_nps",
@@ -575,10 +555,229 @@ class _Sources:
                 "low_scores_90",
                 "days_since_response",
             ]
-        return (
-            frame.select("member_id", *(pl.col(n).cast(pl.Float64) for n in names))
-            .sort("member_id")
-            .collect()
+        features = frame.select("member_id", *(pl.col(n).cast(pl.Float64) for n in names))
+        if horizon is None:
+            return features, None
+        later = slice(bought.stop, int(np.searchsorted(d.bought_day, cutoff + horizon, "right")))
+        returned = np.bincount(d.bought_member[later], minlength=n)[chosen] > 0
+        return features, ~returned
+
+    def _tier_rank(self, cutoff: int, n: int, chosen: np.ndarray) -> pl.Series:
+        """The rank of the tier held at the end of ``cutoff`` (the last change by then)."""
+        assert self.tiers is not None
+        t = self.tiers
+        upto = t.day <= cutoff
+        last, held = group_max(t.member[upto], np.flatnonzero(upto), n)
+        last, held = last[chosen], held[chosen]
+        if t.day.size == 0:
+            return pl.Series(np.zeros(chosen.size))
+        at = np.where(held, last, 0)
+        value = np.where(held, t.values["rank"][at], 0.0)
+        known = ~held | t.known["rank"][at]
+        return nullable(value, known).fill_null(0.0)
+
+    def _points(self, cutoff: int, n: int, chosen: np.ndarray) -> dict[str, pl.Series]:
+        assert self.points is not None
+        p = self.points  # in day order, and apart: the earnings and the redemptions
+        points = p.values["points"]
+        upto, _, _ = _Days.ranges(p.day, cutoff)
+        earned, _, earned365 = _Days.ranges(p.values["earned_day"], cutoff)
+        spent, _, _ = _Days.ranges(p.values["redeemed_day"], cutoff)
+
+        def total(member: np.ndarray, values: np.ndarray, part: slice) -> np.ndarray:
+            sums = np.bincount(member[part], values[part], minlength=n)[chosen]
+            return np.rint(sums).astype(np.int64)
+
+        earner, gain = p.values["earned_member"], p.values["earned_points"]
+        spender, cost = p.values["redeemed_member"], p.values["redeemed_points"]
+        day = p.values["redeemed_day"]
+        last, any_redeemed = group_max(spender[spent], day[spent], n)
+        return {
+            "points_balance": total(p.member, points, upto),
+            "points_earned_365": total(earner, gain, earned365),
+            "_earned": total(earner, gain, earned),
+            "_redeemed": total(spender, cost, spent),
+            "_last_redemption": nullable(last[chosen].astype(np.int32), any_redeemed[chosen]),
+        }
+
+    def _answers(
+        self, cutoff: int, n: int, chosen: np.ndarray, scale: ExperienceScale
+    ) -> dict[str, pl.Series | np.ndarray]:
+        assert self.answers is not None
+        a = self.answers
+        upto = a.day <= cutoff
+        member = a.member
+        out: dict[str, pl.Series | np.ndarray] = {
+            "responses": np.bincount(member[upto], minlength=n)[chosen].astype(np.float64)
+        }
+        said = upto & a.known["nps"]
+        last, has = group_max(member[said], np.flatnonzero(said), n)
+        last, has = last[chosen], has[chosen]
+        nps = a.values["nps"][np.where(has, last, 0)] if a.day.size else np.zeros(has.size)
+        out["last_nps"] = nullable(nps.astype(np.float64), has)
+        low = np.zeros(a.day.size, dtype=np.int32)
+        for column in ("nps", "csat", "ces"):
+            known = upto & a.known[column]
+            values = a.values[column]
+            sums = np.bincount(member[known], values[known], minlength=n)[chosen]
+            counts = np.bincount(member[known], minlength=n)[chosen]
+            out[f"mean_{column}"] = nullable(sums / np.maximum(counts, 1), counts > 0)
+            limit = {"nps": scale.nps_low, "csat": scale.csat_low, "ces": scale.ces_low}[column]
+            low += (a.known[column] & (values <= limit)).astype(np.int32)
+        out["low_scores"] = np.bincount(member[upto], low[upto], minlength=n)[chosen]
+        recent = upto & (a.day > cutoff - 90)
+        out["low_scores_90"] = np.bincount(member[recent], low[recent], minlength=n)[chosen]
+        latest, seen = group_max(member[upto], a.day[upto], n)
+        out["days_since_response"] = nullable(
+            (cutoff - latest[chosen]).astype(np.int32), seen[chosen]
+        )
+        for name in ("low_scores", "low_scores_90"):
+            out[name] = np.rint(out[name]).astype(np.int32)
+        return out
+
+
+@dataclass
+class _Days:
+    """One entry per member and day with a transaction, in day order; and the days with a
+    purchase apart (``bought_*``), in day order too."""
+
+    member: np.ndarray  # int64 code
+    day: np.ndarray  # int32
+    net: np.ndarray  # sums rounded to the fen
+    bought_amount: np.ndarray
+    returned: np.ndarray
+    bought_member: np.ndarray
+    bought_day: np.ndarray
+    first_bought: np.ndarray  # per member code: the first day with a purchase
+
+    @classmethod
+    def of(cls, rows: PurchaseRows) -> _Days:
+        n = rows.day.size
+        low = int(rows.day.min()) if n else 0
+        spread = rows.day.astype(np.int64) - low
+        order = pack_sort((spread, bits_for(spread)), (rows.codes, bits_for(rows.codes)))
+        if order is None:
+            order = np.lexsort((np.arange(n), rows.codes, spread))
+        member = rows.codes[order]
+        day = rows.day[order]
+        new = np.r_[True, (member[1:] != member[:-1]) | (day[1:] != day[:-1])] if n else []
+        starts = np.flatnonzero(new)
+        net = rows.net[order]
+        purchase = rows.is_purchase[order]
+        member, day = member[starts], day[starts]
+        bought = np.logical_or.reduceat(purchase, starts) if n else np.zeros(0, dtype=bool)
+        first, _ = group_min(member[bought], day[bought], rows.members.n)
+        # sums rounded to the fen: float sums may differ in the last bit with the order of
+        # the terms, and the model must not
+        return cls(
+            member=member,
+            day=day,
+            net=_fen(np.add.reduceat(net, starts) if n else net),
+            bought_amount=_fen(np.add.reduceat(np.where(purchase, net, 0.0), starts) if n else net),
+            returned=_fen(np.add.reduceat(np.where(purchase, 0.0, -net), starts) if n else net),
+            bought_member=member[bought],
+            bought_day=day[bought],
+            first_bought=first,
+        )
+
+    @staticmethod
+    def ranges(day: np.ndarray, cutoff: int) -> tuple[slice, slice, slice]:
+        """The entries (of a day-ordered ``day``) on or before ``cutoff``, and of those the
+        ones in the last 90 and the last 365 days."""
+        end, after90, after365 = np.searchsorted(
+            day, [cutoff, cutoff - 90, cutoff - 365], side="right"
+        )
+        return slice(0, int(end)), slice(int(after90), int(end)), slice(int(after365), int(end))
+
+
+def _fen(values: np.ndarray) -> np.ndarray:
+    return pl.Series(values).round(2).to_numpy()
+
+
+@dataclass
+class _Rows:
+    """Rows of another source: member code, day, values (and which are known), the rows
+    of members without a transaction left out."""
+
+    member: np.ndarray
+    day: np.ndarray
+    values: dict[str, np.ndarray]
+    known: dict[str, np.ndarray]
+
+    @classmethod
+    def of(
+        cls, frame: pl.DataFrame, members: MemberCodes, limit: int | None, *, sort: Sequence[str]
+    ) -> _Rows:
+        """From a small frame (``member_id, day`` and values), in member then ``sort``
+        order (ties in row order)."""
+        code = members.lookup(frame["member_id"])
+        frame = frame.with_columns(_code=code).filter(pl.col("_code") >= 0)
+        if limit is not None:
+            frame = frame.filter(pl.col("day") <= limit)
+        frame = frame.with_row_index("_row").sort("_code", *sort, "_row")
+        return cls._from(frame)
+
+    @classmethod
+    def of_large(
+        cls,
+        frame: pl.DataFrame,
+        members: MemberCodes,
+        time_column: str,
+        time_zone: str | None,
+        limit: int | None,
+    ) -> _Rows:
+        """From the ledger (``member_id``, ``at``, ``points``, ``redeemed``), in day order,
+        with the earnings and the redemptions apart."""
+        day, usable = local_days(frame[time_column], time_zone)
+        known_points = frame["points"].is_not_null().to_numpy()
+        usable = known_points if usable is None else usable & known_points
+        if frame["member_id"].null_count():
+            usable &= frame["member_id"].is_not_null().to_numpy()
+        if limit is not None:
+            usable &= day <= limit
+        frame = frame.drop(time_column)
+        if not usable.all():
+            frame = frame.filter(pl.Series(usable))
+            day = day[usable]
+        own = MemberCodes.of(frame["member_id"])
+        code = members.codes_in(own)[own.codes]
+        keep = code >= 0
+        if not keep.all():
+            frame = frame.filter(pl.Series(keep))
+            day, code = day[keep], code[keep]
+        points = frame["points"].to_numpy()
+        redeemed = frame["redeemed"].fill_null(False).to_numpy()
+        if day.size and not np.all(day[1:] >= day[:-1]):  # into day order
+            order = pack_sort((day - int(day.min()), bits_for(day - int(day.min()))))
+            assert order is not None
+            day, code, points, redeemed = day[order], code[order], points[order], redeemed[order]
+        earned = points > 0
+        return cls(
+            member=code,
+            day=day,
+            values={
+                "points": points,
+                "earned_member": code[earned],
+                "earned_day": day[earned],
+                "earned_points": points[earned],
+                "redeemed_member": code[redeemed],
+                "redeemed_day": day[redeemed],
+                "redeemed_points": -points[redeemed],
+            },
+            known={},
+        )
+
+    @classmethod
+    def _from(cls, frame: pl.DataFrame) -> _Rows:
+        names = [c for c in frame.columns if c not in ("member_id", "_code", "day", "_row")]
+        return cls(
+            member=frame["_code"].to_numpy(),
+            day=frame["day"].to_numpy(),
+            values={
+                c: frame[c].fill_null(False if frame[c].dtype == pl.Boolean else 0).to_numpy()
+                for c in names
+            },
+            known={c: frame[c].is_not_null().to_numpy() for c in names},
         )
 
 
@@ -611,15 +810,10 @@ def _dataset(
     scale: ExperienceScale,
     active_within_days: int | None,
 ) -> tuple[np.ndarray, np.ndarray, list[str]]:
-    features = sources.features(cutoff, scale, active_within_days)
-    labels = _labels(sources.rows, cutoff, horizon)
-    joined = features.join(labels, on="member_id", how="inner", maintain_order="left")
+    features, churned = sources.features_and_labels(cutoff, scale, active_within_days, horizon)
+    assert churned is not None
     names = [c for c in features.columns if c != "member_id"]
-    return (
-        _matrix(joined, names),
-        joined["churned"].to_numpy().astype(np.int8),
-        names,
-    )
+    return _matrix(features, names), churned.astype(np.int8), names
 
 
 def _model_and_scores(

@@ -34,18 +34,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+import numpy as np
 import polars as pl
 
+from memberlab.analytics.columnar import (
+    first_index,
+    group_min,
+    masked,
+    month_numbers,
+    small_codes,
+)
 from memberlab.analytics.rfm import (
     DayLike,
     Frame,
+    PurchaseRows,
     as_day,
     day_number,
     day_of,
     month_label,
     month_number,
     month_of_day,
-    purchases,
+    purchase_rows,
     require_columns,
 )
 from memberlab.core.errors import FieldError, InvalidInput
@@ -53,6 +62,7 @@ from memberlab.core.errors import FieldError, InvalidInput
 __all__ = ["CohortMatrices", "cohort_matrices"]
 
 STARTS = ("first_purchase", "enrolment")
+_BITMAP_CELLS = 1 << 28  # members x months up to which active months are flagged in a table
 FROM_PURCHASES = {"first_channel": "channel", "first_store": "store"}
 
 
@@ -107,63 +117,35 @@ def cohort_matrices(
     if needs_members and members is None:
         raise InvalidInput(errors=[FieldError("members", "analytics.v.members_needed", {"by": by})])
     keep = (FROM_PURCHASES[by], "occurred_at") if by in FROM_PURCHASES else ()
-    rows = purchases(
+    rows = purchase_rows(
         transactions,
         until=None if as_of is None else as_day(as_of, "as_of"),
         time_zone=time_zone,
         keep=keep,
+        orders=False,
     )
     if by in FROM_PURCHASES:
-        require_columns(rows, keep, "transactions")
-    rows = rows.with_columns(month_of_day(pl.col("day")).alias("month"))
-    # Everything below works on one row per member and month (a few per member).
-    monthly = (
-        rows.group_by("member_id", "month")
-        .agg(
-            pl.col("is_purchase").any().alias("bought"),
-            pl.col("net").sum().alias("net"),
-            pl.col("day").max().alias("last_day"),
-        )
-        .collect()
-    )
+        require_columns(rows.frame, keep, "transactions")
     if as_of is None:
-        last_day = monthly["last_day"].max()
-        as_of_day = date(1970, 1, 1) + timedelta(days=int(last_day or 0))
+        last_day = int(rows.day.max()) if rows.day.size else 0
+        as_of_day = date(1970, 1, 1) + timedelta(days=last_day)
     else:
         as_of_day = as_day(as_of, "as_of")
     last_month = month_number(as_of_day + timedelta(days=1)) - 1  # the last complete month
 
-    starts = _starts(monthly, members, start, time_zone, as_of_day)
-    groups = _groups(rows, members, starts, by)  # member_id, m0, cohort
-    groups = groups.filter(pl.col("m0") <= last_month)
+    # Everything below works on member codes: the row each member belongs to (its start
+    # month and cohort), then sums over the rows and the member-months with a purchase.
+    month = month_numbers(rows.day)
+    groups = _groups(rows, month, members, start, by, time_zone, as_of_day)
+    counted = groups.m0 <= last_month
+    code, m0, row = groups.code[counted], groups.m0[counted], groups.row[counted]
 
     # members observed in each period: cohort sizes by start month, spread over periods
-    top = last_month - (groups["m0"].min() if groups.height else last_month)
+    top = last_month - (int(m0.min()) if m0.size else last_month)
     if max_periods is not None:
         top = min(top, max_periods - 1)
-    periods = pl.DataFrame({"period": pl.int_range(0, top + 1, eager=True).cast(pl.Int32)})
-    exposure = (
-        groups.group_by("cohort", "m0")
-        .agg(pl.len().cast(pl.Int64).alias("n"))
-        .join(periods, how="cross")
-        .filter(pl.col("m0") + pl.col("period") <= last_month)
-        .group_by("cohort", "period")
-        .agg(pl.col("n").sum().alias("members"))
-    )
-    activity = (
-        monthly.lazy()
-        .join(groups.lazy(), on="member_id", how="inner")
-        .with_columns((pl.col("month") - pl.col("m0")).cast(pl.Int32).alias("period"))
-        .filter(
-            (pl.col("period") >= 0) & (pl.col("period") <= top) & (pl.col("month") <= last_month)
-        )
-        .group_by("cohort", "period")
-        .agg(
-            pl.col("bought").sum().cast(pl.Int64).alias("active"),
-            pl.col("net").sum().round(2).alias("revenue"),
-        )
-        .collect()
-    )
+    exposure = _exposure(m0, row, groups.labels, top, last_month)
+    activity = _activity(rows, month, code, m0, row, groups.labels, top, last_month)
     long = (
         exposure.join(activity, on=["cohort", "period"], how="left")
         .with_columns(pl.col("active").fill_null(0), pl.col("revenue").fill_null(0.0))
@@ -200,28 +182,84 @@ def cohort_matrices(
     )
 
 
-def _starts(
-    monthly: pl.DataFrame,
+@dataclass
+class _Groups:
+    """The members counted: their code in the rows (-1 without a transaction), start month
+    and row of the matrices (an index in ``labels``, the cohort names; null is one)."""
+
+    code: np.ndarray
+    m0: np.ndarray
+    row: np.ndarray
+    labels: pl.Series
+
+    @classmethod
+    def of(cls, code: np.ndarray, m0: np.ndarray, cohort: pl.Series) -> _Groups:
+        row, labels = small_codes(cohort)
+        return cls(code.astype(np.int64), m0.astype(np.int64), row, labels)
+
+
+def _groups(
+    rows: PurchaseRows,
+    month: np.ndarray,
     members: Frame | None,
     start: str,
+    by: str,
     time_zone: str | None,
     as_of_day: date,
-) -> pl.DataFrame:
-    """``member_id, m0``: each member's start month (``monthly``: one row per member and
-    month with ``bought``)."""
-    if start == "first_purchase":
-        return (
-            monthly.lazy()
-            .filter(pl.col("bought"))
-            .group_by("member_id")
-            .agg(pl.col("month").min().alias("m0"))
-            .collect()
-        )
+) -> _Groups:
+    """The row each member counted belongs to, and their start month."""
+    n = rows.members.n
+    if start == "enrolment":
+        return _enrolment_groups(rows, members, by, time_zone, as_of_day)
+    # start: the month of the first purchase
+    bought = rows.is_purchase
+    first, present = group_min(*masked(bought, rows.codes, month), n)
+    code = np.flatnonzero(present)
+    m0 = first[code]
+    if by == "join_month":
+        low = int(m0.min()) if m0.size else 0
+        high = int(m0.max()) if m0.size else -1
+        labels = pl.Series("cohort", [_label(m) for m in range(low, high + 1)], dtype=pl.String)
+        return _Groups(code, m0.astype(np.int64), (m0 - low).astype(np.int64), labels)
+    if by in FROM_PURCHASES:
+        earliest = _earliest_purchase(rows)  # the earliest row's (first if tied)
+        cohort = rows.frame[FROM_PURCHASES[by]].gather(earliest[code]).cast(pl.String)
+        return _Groups.of(code, m0, cohort)
+    cohort = _attribute(members, by, rows).gather(code)
+    return _Groups.of(code, m0, cohort)
+
+
+def _attribute(members: Frame | None, by: str, rows: PurchaseRows) -> pl.Series:
+    """Per member code of ``rows``: the ``by`` column of the member's first row in
+    ``members`` (String, null for members not there)."""
+    assert members is not None
+    lazy = members.lazy()
+    require_columns(lazy, ("member_id", by), "members")
+    names = ["member_id", by]
+    if isinstance(members, pl.DataFrame):
+        frame = members.select(names)
+    else:
+        frame = lazy.select(names).collect()
+    code = rows.members.lookup(frame["member_id"].cast(pl.String))
+    found = np.flatnonzero(code >= 0)
+    first = first_index(code[found], rows.members.n)  # a member's first row counts
+    known = first >= 0
+    attribute = pl.Series(by, [None] * rows.members.n, dtype=pl.String)
+    if known.any():
+        values = frame[by].cast(pl.String).gather(found[first[known]])
+        attribute = attribute.scatter(np.flatnonzero(known), values)
+    return attribute
+
+
+def _enrolment_groups(
+    rows: PurchaseRows, members: Frame | None, by: str, time_zone: str | None, as_of_day: date
+) -> _Groups:
+    """The members enrolled by ``as_of_day``, from their enrolment month."""
     assert members is not None
     lazy = members.lazy()
     schema = require_columns(lazy, ("member_id", "enrolled_at"), "members")
     enrolled = day_of(schema, "enrolled_at", time_zone)
-    return (
+    starts = (
         lazy.select(pl.col("member_id").cast(pl.String), enrolled.alias("day"))
         .drop_nulls()
         .filter(pl.col("day") <= day_number(as_of_day))
@@ -229,37 +267,142 @@ def _starts(
         .unique("member_id", keep="first")
         .collect()
     )
-
-
-def _groups(
-    rows: pl.LazyFrame, members: Frame | None, starts: pl.DataFrame, by: str
-) -> pl.DataFrame:
-    """``member_id, m0, cohort`` (String): the row each member belongs to."""
+    code = rows.members.lookup(starts["member_id"])
     if by == "join_month":
-        return starts.with_columns(_label(pl.col("m0")).alias("cohort"))
-    if by in FROM_PURCHASES:
-        column = FROM_PURCHASES[by]
-        first = (
-            rows.filter(pl.col("is_purchase"))
-            .group_by("member_id")
-            .agg(
-                pl.col(column)
-                .get(pl.col("occurred_at").arg_min())  # the earliest row's (first if tied)
-                .cast(pl.String)
-                .alias("cohort")
+        cohort = starts.select(_label(pl.col("m0"))).to_series()
+    elif by in FROM_PURCHASES:
+        earliest = _earliest_purchase(rows)
+        chosen = np.where(code >= 0, earliest[np.maximum(code, 0)], -1)
+        column = rows.frame[FROM_PURCHASES[by]].cast(pl.String)
+        cohort = nullable_gather(column, chosen)
+    else:
+        require_columns(lazy, ("member_id", by), "members")
+        attribute = (
+            lazy.select(
+                pl.col("member_id").cast(pl.String), pl.col(by).cast(pl.String).alias("cohort")
             )
+            .unique("member_id", keep="first")
             .collect()
         )
-        return starts.join(first, on="member_id", how="left")
-    assert members is not None
-    lazy = members.lazy()
-    require_columns(lazy, ("member_id", by), "members")
-    attribute = (
-        lazy.select(pl.col("member_id").cast(pl.String), pl.col(by).cast(pl.String).alias("cohort"))
-        .unique("member_id", keep="first")
-        .collect()
+        cohort = starts.join(attribute, on="member_id", how="left", maintain_order="left")["cohort"]
+    return _Groups.of(code, starts["m0"].to_numpy(), cohort)
+
+
+def nullable_gather(column: pl.Series, rows: np.ndarray) -> pl.Series:
+    """``column`` at ``rows``; null where a row is -1."""
+    missing = rows < 0
+    taken = column.gather(np.maximum(rows, 0))
+    return taken.scatter(np.flatnonzero(missing), None) if missing.any() else taken
+
+
+def _earliest_purchase(rows: PurchaseRows) -> np.ndarray:
+    """Per member code, the row of their earliest purchase (``occurred_at``; the first row
+    if tied), or -1 for members without a purchase."""
+    n = rows.members.n
+    purchase = np.flatnonzero(rows.is_purchase)
+    times = rows.frame["occurred_at"]
+    if times.is_sorted():  # in time order already: a member's first purchase row
+        first = first_index(rows.codes[purchase], n)
+        return np.where(first >= 0, purchase[np.maximum(first, 0)], -1)
+    if isinstance(times.dtype, pl.Datetime) or times.dtype == pl.Date:
+        values = times.to_physical().to_numpy()[purchase]  # no nulls: such rows are dropped
+        codes = rows.codes[purchase]
+        lowest, _ = group_min(codes, values, n)
+        tied = values == lowest[codes]
+        first = first_index(codes[tied], n)
+        return np.where(first >= 0, purchase[tied][np.maximum(first, 0)], -1)
+    earliest = (
+        pl.DataFrame({"code": rows.codes[purchase], "row": purchase, "t": times.gather(purchase)})
+        .group_by("code")
+        .agg(pl.col("row").get(pl.col("t").arg_min()))
     )
-    return starts.join(attribute, on="member_id", how="left")
+    result = np.full(n, -1, dtype=np.int64)
+    result[earliest["code"].to_numpy()] = earliest["row"].to_numpy()
+    return result
+
+
+def _exposure(
+    m0: np.ndarray, row: np.ndarray, labels: pl.Series, top: int, last_month: int
+) -> pl.DataFrame:
+    """``cohort, period, members``: members observed for ``period`` whole months (those who
+    started at least ``period`` months before the last complete month)."""
+    if m0.size == 0:
+        return pl.DataFrame(schema={"cohort": pl.String, "period": pl.Int32, "members": pl.Int64})
+    low = int(m0.min())
+    width = last_month - low + 1
+    counts = np.bincount(row * width + (m0 - low), minlength=labels.len() * width)
+    cumulative = counts.reshape(labels.len(), width).cumsum(axis=1)
+    period = np.arange(top + 1)
+    members = cumulative[:, last_month - low - period]  # started by last_month - period
+    cohort, at = np.nonzero(members)
+    return pl.DataFrame(
+        {
+            "cohort": labels.gather(cohort),
+            "period": period[at].astype(np.int32),
+            "members": members[cohort, at].astype(np.int64),
+        }
+    )
+
+
+def _activity(
+    rows: PurchaseRows,
+    month: np.ndarray,
+    code: np.ndarray,
+    m0: np.ndarray,
+    row: np.ndarray,
+    labels: pl.Series,
+    top: int,
+    last_month: int,
+) -> pl.DataFrame:
+    """``cohort, period, active, revenue``: member-months with a purchase and net spend,
+    by cohort row and months since each member's start."""
+    n = rows.members.n
+    inside = code >= 0
+    # each member's row and start month in one integer: one lookup per transaction
+    never = (1 << 31) - 1  # the start month of members not counted: no period is >= 0
+    both = np.full(n, never, dtype=np.int64)
+    both[code[inside]] = (row[inside] << 32) | m0[inside]
+    width = top + 1
+    cells = labels.len() * width
+
+    def cell(member: np.ndarray, when: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        found = both[member]
+        period = when - (found & 0xFFFFFFFF)
+        keep = (period >= 0) & (period <= top) & (when <= last_month)
+        return (found[keep] >> 32) * width + period[keep], keep
+
+    # member-months with a purchase
+    member, when = _purchase_months(rows, month)
+    where, _ = cell(member, when)
+    active = np.bincount(where, minlength=cells)
+    where, keep = cell(rows.codes, month.astype(np.int64))
+    revenue = np.bincount(where, rows.net[keep], minlength=cells)
+    return pl.DataFrame(
+        {
+            "cohort": labels.gather(np.repeat(np.arange(labels.len()), width)),
+            "period": np.tile(np.arange(width, dtype=np.int32), labels.len()),
+            "active": active.astype(np.int64),
+            "revenue": revenue,
+        }
+    ).with_columns(pl.col("revenue").round(2))
+
+
+def _purchase_months(rows: PurchaseRows, month: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (member code, month) with a purchase."""
+    member, when = masked(rows.is_purchase, rows.codes, month)
+    if member.size == 0:
+        return member.astype(np.int64), when.astype(np.int64)
+    low = int(when.min())
+    span = int(when.max()) - low + 1
+    if rows.members.n * span <= _BITMAP_CELLS:  # a flag per member and month
+        seen = np.zeros(rows.members.n * span, dtype=bool)
+        seen[member * span + (when - low)] = True
+        flat = np.flatnonzero(seen)
+        return flat // span, flat % span + low
+    pair_member, pair_day = rows.purchase_days
+    pair_month = month_numbers(pair_day)
+    new = np.r_[True, (pair_member[1:] != pair_member[:-1]) | (pair_month[1:] != pair_month[:-1])]
+    return pair_member[new], pair_month[new].astype(np.int64)
 
 
 def _label(month: int | pl.Expr) -> pl.Expr | str:

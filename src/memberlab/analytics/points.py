@@ -65,6 +65,16 @@ from typing import Literal
 import numpy as np
 import polars as pl
 
+from memberlab.analytics.columnar import (
+    MemberCodes,
+    bits_for,
+    hash_groups,
+    local_days,
+    month_numbers,
+    nullable,
+    pack_sort,
+    small_codes,
+)
 from memberlab.analytics.fitting import FitWarning
 from memberlab.analytics.rfm import (
     DayLike,
@@ -72,6 +82,7 @@ from memberlab.analytics.rfm import (
     as_day,
     day_number,
     day_of,
+    local_date,
     month_label,
     month_number,
     month_of_day,
@@ -227,8 +238,8 @@ def points_cohorts(
         )
     rows, as_of_day = _ledger_rows(ledger, as_of, mapping, time_zone)
     last_month = month_number(as_of_day + timedelta(days=1)) - 1
-    outstanding_points = int(rows["points"].sum() or 0)
-    if "earned_month" in rows.columns:
+    outstanding_points = int(rows.points.sum())
+    if rows.earned_month is not None:
         flows, unattributed, method = _by_lot(rows), 0, "lot"
     else:
         flows, unattributed = _fifo(rows)
@@ -532,12 +543,8 @@ def deferred_revenue(
     elif history is not None:
         outstanding = history.outstanding_points
     else:
-        outstanding = int(
-            _ledger_rows(ledger, as_of, {**DEFAULT_KINDS, **(kinds or {})}, time_zone)[0][
-                "points"
-            ].sum()
-            or 0
-        )
+        mapping = {**DEFAULT_KINDS, **(kinds or {})}
+        outstanding = int(_ledger_rows(ledger, as_of, mapping, time_zone)[0].points.sum())
     view = ifrs15_view(outstanding, value_per_point, expected, rate_source=source)
     return Ifrs15View(**{**view.__dict__, "warnings": tuple(warnings)})
 
@@ -545,61 +552,138 @@ def deferred_revenue(
 # --- attribution -----------------------------------------------------------------------------
 
 
+@dataclass
+class _LedgerRows:
+    """The ledger rows counted (see ``_ledger_rows``), as arrays."""
+
+    member: pl.Series  # member_id (String)
+    seconds: np.ndarray  # int64, ``at`` in whole seconds since 1970
+    day: np.ndarray  # int32
+    month: np.ndarray  # int32
+    points: np.ndarray  # int64
+    cat: np.ndarray  # int8: -1 issued, else the index in ``OUTFLOWS``
+    ret: np.ndarray  # bool: a return
+    earned_month: np.ndarray | None  # int32 (the row's own month where unknown)
+    seconds_sorted: bool  # ``seconds`` never decrease
+
+
 def _ledger_rows(
     ledger: Frame, as_of: DayLike | None, mapping: Mapping[str, str], time_zone: str | None
-) -> tuple[pl.DataFrame, date]:
-    """Compact rows up to ``as_of``: ``member_id, at, day, month, points, cat`` (Int8: -1
-    issued, else the index in ``OUTFLOWS``), ``ret`` (a return) ``[, earned_month]``."""
+) -> tuple[_LedgerRows, date]:
+    """The rows up to ``as_of`` with points other than 0, a member, a time and a kind not
+    ignored, as arrays."""
     lazy = ledger.lazy()
     schema = require_columns(lazy, ("member_id", "at", "kind", "points"), "ledger")
+    local_date(schema, "at", time_zone)  # a clear error for a column of no time
     has_lot = "earned_at" in schema
     codes = {kind: OUTFLOWS.index(outcome) for kind, outcome in mapping.items()}
-    kind = pl.col("kind").cast(pl.String)
-    category = (
-        pl.when(pl.col("points") > 0)
-        .then(pl.lit(-1, dtype=pl.Int8))
-        .otherwise(
-            kind.replace_strict(codes, default=OUTFLOWS.index("reversed"), return_dtype=pl.Int8)
-        )
+    names = ["member_id", "at", "kind", "points", *(["earned_at"] if has_lot else [])]
+    if isinstance(ledger, pl.DataFrame):
+        frame = ledger.select(names)
+    else:
+        frame = lazy.select(names).collect()
+    kind = pl.col("kind")
+    # the kinds are few: work them out on the distinct kinds, then look each row's up
+    which, distinct = small_codes(frame["kind"].cast(pl.String))
+    kinds = distinct.to_frame("kind").with_columns(
+        (~kind.is_in(IGNORED_KINDS)).fill_null(False).alias("counted"),
+        kind.is_in(RETURN_KINDS).fill_null(False).alias("ret"),
+        kind.replace_strict(codes, default=OUTFLOWS.index("reversed"), return_dtype=pl.Int8)
+        .fill_null(OUTFLOWS.index("reversed"))
+        .alias("outflow"),
     )
-    columns = [
-        pl.col("member_id").cast(pl.String),
-        pl.col("at"),
-        day_of(schema, "at", time_zone).alias("day"),
-        pl.col("points").cast(pl.Int64),
-        category.alias("cat"),
-        kind.is_in(RETURN_KINDS).alias("ret"),
-    ]
-    if has_lot:
-        columns.append(month_of_day(day_of(schema, "earned_at", time_zone)).alias("earned_month"))
-    rows = (
-        lazy.filter((pl.col("points") != 0) & ~pl.col("kind").is_in(IGNORED_KINDS))
-        .select(columns)
-        .drop_nulls(["member_id", "day", "points"])
-        .with_columns(month_of_day(pl.col("day")).alias("month"))
-        .collect()
-    )
+    points_column = frame["points"].cast(pl.Int64)
+    points = points_column.fill_null(0).to_numpy()
+    keep = (points != 0) & kinds["counted"].to_numpy()[which]
+    day, usable = local_days(frame["at"], time_zone)
+    if usable is not None:
+        keep &= usable
+    if frame["member_id"].null_count():
+        keep &= frame["member_id"].is_not_null().to_numpy()
+    if points_column.null_count():
+        keep &= points_column.is_not_null().to_numpy()
+    last = int(day[keep].max()) if keep.any() else None
     if as_of is None:
-        last = rows["day"].max()
         as_of_day = date(1970, 1, 1) + timedelta(days=int(last or 0))
     else:
         as_of_day = as_day(as_of, "as_of")
-        rows = rows.filter(pl.col("day") <= day_number(as_of_day))
-    return rows, as_of_day
+        keep &= day <= day_number(as_of_day)
+    all_rows = bool(keep.all())
+    member = frame["member_id"].cast(pl.String)
+    at = frame["at"]
+    if not all_rows:
+        member = member.filter(pl.Series(keep))
+        at = at.filter(pl.Series(keep))
+        day, points, which = day[keep], points[keep], which[keep]
+    outflow = kinds["outflow"].to_numpy()[which]
+    cat = np.where(points > 0, np.int8(-1), outflow).astype(np.int8)
+    seconds = _seconds(at)
+    earned_month = None
+    if has_lot:
+        earned = frame["earned_at"] if all_rows else frame["earned_at"].filter(pl.Series(keep))
+        lot_day, known = local_days(earned, time_zone)
+        earned_month = month_numbers(lot_day)
+        month = month_numbers(day)
+        if known is not None:
+            earned_month = np.where(known, earned_month, month)
+    else:
+        month = month_numbers(day)
+    return (
+        _LedgerRows(
+            member=member,
+            seconds=seconds,
+            day=day,
+            month=month,
+            points=points,
+            cat=cat,
+            ret=kinds["ret"].to_numpy()[which],
+            earned_month=earned_month,
+            seconds_sorted=bool(np.all(seconds[1:] >= seconds[:-1])),
+        ),
+        as_of_day,
+    )
 
 
-def _by_lot(rows: pl.DataFrame) -> pl.DataFrame:
+def _seconds(at: pl.Series) -> np.ndarray:
+    """Whole seconds since 1970 (``dt.epoch("s")``) of a time column."""
+    if isinstance(at.dtype, pl.Datetime):
+        per_second = {"ns": 1_000_000_000, "us": 1_000_000, "ms": 1_000}[at.dtype.time_unit]
+        return at.to_physical().fill_null(0).to_numpy() // per_second
+    return at.dt.epoch("s").fill_null(0).to_numpy()
+
+
+def _by_lot(rows: _LedgerRows) -> pl.DataFrame:
     """Flows with the lots' earning months; an outflow without one (a debt) counts against
     its own month."""
-    month = rows["month"].to_numpy().astype(np.int64)
-    earned = rows["earned_month"].fill_null(rows["month"]).to_numpy().astype(np.int64)
-    points = rows["points"].to_numpy()
-    cat = rows["cat"].to_numpy().astype(np.int64)
-    cohort = np.where(points > 0, month, earned)
-    return _sum_flows(cohort, cat, month, np.abs(points))
+    assert rows.earned_month is not None
+    month = rows.month.astype(np.int64)
+    points = rows.points
+    cohort = np.where(points > 0, month, rows.earned_month)
+    return _sum_flows(cohort, rows.cat.astype(np.int64), month, np.abs(points))
 
 
-def _fifo(rows: pl.DataFrame) -> tuple[pl.DataFrame, int]:
+def _fifo_order(rows: _LedgerRows) -> tuple[np.ndarray, np.ndarray]:
+    """The rows by member, then time (whole seconds), then row; and which rows start a
+    member."""
+    n = rows.points.size
+    if rows.seconds_sorted:  # time order already: group by member, keeping the row order
+        order, new, _, _ = hash_groups(rows.member)
+        return order, new
+    members = MemberCodes.of(rows.member)
+    low = int(rows.seconds.min())
+    spread = rows.seconds - low
+    by_time = pack_sort((spread, bits_for(spread)))
+    if by_time is None:
+        by_time = np.lexsort((np.arange(n), spread))
+    rank = np.empty(n, dtype=np.int64)
+    rank[by_time] = np.arange(n, dtype=np.int64)
+    ranks = pack_sort((members.codes, bits_for(members.codes)), (rank, bits_for(rank)), row=False)
+    order = by_time[ranks] if ranks is not None else np.lexsort((rank, members.codes))
+    code = members.codes[order]
+    return order, np.r_[True, code[1:] != code[:-1]]
+
+
+def _fifo(rows: _LedgerRows) -> tuple[pl.DataFrame, int]:
     """First-in-first-out attribution: ``(flows, unattributed)``.
 
     All members are laid end to end on one line of points: member ``m`` owns the stretch
@@ -609,29 +693,7 @@ def _fifo(rows: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     member's two ends) gives pieces that lie in one earning and one outflow, found by
     binary search: no loop per member, a few sorts of the whole ledger.
     """
-    # Order by member, then time: one integer key (member code, seconds since the first
-    # row) sorted stably, so rows of the same second keep their order.
-    keys = rows.select(
-        pl.col("member_id").cast(pl.Categorical).to_physical().cast(pl.Int64).alias("m"),
-        pl.col("at").dt.epoch("s").alias("s"),
-    )
-    m = keys["m"].to_numpy()
-    seconds = keys["s"].to_numpy()
-    del keys
-    if seconds.size and int(seconds.max()) - int(seconds.min()) < (1 << 32):
-        order = np.argsort((m << 32) | (seconds - seconds.min()), kind="stable")
-    else:
-        order = np.lexsort((seconds, m))  # (stable too) more than 136 years of ledger
-    del seconds
-    m = m[order]
-    pts = rows["points"].to_numpy().astype(np.int64)[order]
-    month = rows["month"].to_numpy().astype(np.int32)[order]
-    cat = rows["cat"].to_numpy()[order]
-    ret = rows["ret"].to_numpy()[order]
-    del order
-    new_member = np.r_[True, m[1:] != m[:-1]] if m.size else np.zeros(0, bool)
-    m = np.cumsum(new_member, dtype=np.int64) - 1  # member number, 0, 1, ... in sorted order
-    n = pts.size
+    n = rows.points.size
     if n == 0:
         empty = pl.DataFrame(
             schema={
@@ -642,6 +704,20 @@ def _fifo(rows: pl.DataFrame) -> tuple[pl.DataFrame, int]:
             }
         )
         return empty, 0
+    # Order by member, then time (whole seconds), rows of the same second in their order.
+    order, new_member = _fifo_order(rows)
+    pts = rows.points[order]
+    # month, category and return flag travel together: one gather instead of three
+    low = int(rows.month.min())
+    packed = (rows.month.astype(np.int64) - low) << 3
+    packed |= (rows.cat.astype(np.int64) + 1) << 1
+    packed |= rows.ret
+    packed = packed[order]
+    month = (packed >> 3) + low
+    cat = ((packed >> 1) & 3) - 1
+    ret = (packed & 1).astype(bool)
+    del order, packed
+    m = np.cumsum(new_member, dtype=np.int64) - 1  # member number, 0, 1, ... in sorted order
     earn = pts > 0
     earned = np.where(earn, pts, 0)
     spent = np.where(pts < 0, -pts, 0)
@@ -675,15 +751,28 @@ def _fifo(rows: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     s1 = _line_ends(spent, s_rows, starts, offset, member)
     e0, s0 = e1 - earned[e_rows], s1 - spent[s_rows]
     del member
-    # four ascending runs: a stable (merge) sort of their concatenation is nearly linear
-    cuts = np.sort(
-        np.concatenate([e0, s0, offset + total_earned, offset + total_spent]), kind="stable"
+    # The cuts: four ascending runs, merged by a stable sort (nearly linear), each value
+    # tagged with its run so that counting the earning and outflow starts up to each cut
+    # gives the earning and the outflow it lies in (the last of each at or before it).
+    tagged = np.concatenate(
+        [
+            e0 << 2,
+            (s0 << 2) | 1,
+            ((offset + total_earned) << 2) | 2,
+            ((offset + total_spent) << 2) | 2,
+        ]
     )
-    cuts = cuts[np.r_[True, cuts[1:] != cuts[:-1]]]
+    tagged.sort(kind="stable")
+    value = tagged >> 2
+    tag = tagged & 3
+    del tagged
+    last = np.r_[value[1:] != value[:-1], True]  # the last of each value: counts include it
+    ei = (np.cumsum(tag == 0) - 1)[last][:-1]
+    si = (np.cumsum(tag == 1) - 1)[last][:-1]
+    cuts = value[last]
+    del value, tag, last
     length = np.diff(cuts)
     at = cuts[:-1]
-    ei = np.searchsorted(e0, at, side="right") - 1
-    si = np.searchsorted(s0, at, side="right") - 1
     has_e = (ei >= 0) & (at < (e1[np.maximum(ei, 0)] if e1.size else at))
     has_s = (si >= 0) & (at < (s1[np.maximum(si, 0)] if s1.size else at))
     unattributed = int(length[has_s & ~has_e].sum())
@@ -691,10 +780,27 @@ def _fifo(rows: pl.DataFrame) -> tuple[pl.DataFrame, int]:
     e_of = e_rows[ei[both]]
     s_of = s_rows[si[both]]
     used = _sum_flows(month[e_of], cat[s_of], month[s_of], length[both])
-    issued = _sum_flows(month[earn], np.full(int(earn.sum()), -1), month[earn], pts[earn])
+    issued = _issued_flows(month[earn], pts[earn])
     del pts, earn
     flows = pl.concat([issued, reversed_flows, used])
     return flows, unattributed
+
+
+def _issued_flows(month: np.ndarray, points: np.ndarray) -> pl.DataFrame:
+    """``_sum_flows`` of the issuance: cohort and month are the earning month."""
+    if month.size == 0:
+        return _sum_flows(month, month, month, points)
+    low = int(month.min())
+    totals = np.bincount(month - low, weights=points.astype(np.float64))
+    present = np.flatnonzero(totals)
+    return pl.DataFrame(
+        {
+            "cohort": (present + low).astype(np.int32),
+            "category": ["issued"] * present.size,
+            "month": (present + low).astype(np.int32),
+            "points": np.rint(totals[present]).astype(np.int64),
+        }
+    )
 
 
 def _line_ends(
@@ -860,22 +966,49 @@ def _lot_buckets(lots: Frame, as_of: date, time_zone: str | None) -> pl.DataFram
     """``cohort, expiry (last usable month or null), points`` from the lots' remaining."""
     lazy = lots.lazy()
     schema = require_columns(lazy, ("earned_at", "expires_at", "remaining"), "lots")
+    local_date(schema, "earned_at", time_zone)  # a clear error for a column of no time
     last = _last_usable(schema, time_zone)
-    return (
-        lazy.filter(
-            (pl.col("remaining") > 0)
-            & (day_of(schema, "earned_at", time_zone) <= day_number(as_of))
-        )
-        .group_by(
-            month_of_day(day_of(schema, "earned_at", time_zone)).alias("cohort"),
-            pl.when(pl.col("expires_at").is_null())
-            .then(None)
-            .otherwise(month_of_day(last.cast(pl.Int32)))
-            .alias("expiry"),
-        )
-        .agg(pl.col("remaining").sum().cast(pl.Int64).alias("points"))
-        .sort("cohort", "expiry")
-        .collect()
+    names = ["earned_at", "expires_at", "remaining"]
+    frame = lots.select(names) if isinstance(lots, pl.DataFrame) else lazy.select(names).collect()
+    positive = (frame["remaining"] > 0).fill_null(False).to_numpy()
+    frame = frame.filter(pl.Series(positive))  # (a few lots still hold points)
+    earned, known = local_days(frame["earned_at"], time_zone)
+    counted = earned <= day_number(as_of)
+    if known is not None:
+        counted &= known
+    if not counted.all():
+        frame = frame.filter(pl.Series(counted))
+        earned = earned[counted]
+    if isinstance(schema["expires_at"], pl.Datetime):
+        moved = frame.select(pl.col("expires_at") - _ONE_US).to_series()
+        zone = time_zone if time_zone is not None else schema["expires_at"].time_zone
+        usable_day, expiring = local_days(moved, zone)
+    else:
+        usable = frame.select(last.cast(pl.Int32)).to_series()
+        expiring = usable.is_not_null().to_numpy()
+        usable_day = usable.fill_null(0).to_numpy()
+    cohort = month_numbers(earned).astype(np.int64)
+    expiry = month_numbers(usable_day).astype(np.int64)
+    if expiring is None:
+        expiring = np.ones(cohort.size, dtype=bool)
+    remaining = frame["remaining"].cast(pl.Int64).to_numpy()
+    if cohort.size == 0:
+        return pl.DataFrame(schema={"cohort": pl.Int32, "expiry": pl.Int32, "points": pl.Int64})
+    # one bucket per (cohort, expiry), "never" (null) first within a cohort
+    low = int(cohort.min())
+    first = int(expiry[expiring].min()) if expiring.any() else 0
+    width = (int(expiry[expiring].max()) - first + 2) if expiring.any() else 1
+    key = (cohort - low) * width + np.where(expiring, expiry - first + 1, 0)
+    totals = np.bincount(key, weights=remaining.astype(np.float64))
+    counts = np.bincount(key)
+    present = np.flatnonzero(counts)
+    slot = present % width
+    return pl.DataFrame(
+        {
+            "cohort": (present // width + low).astype(np.int32),
+            "expiry": nullable((slot - 1 + first).astype(np.int32), slot > 0),
+            "points": np.rint(totals[present]).astype(np.int64),
+        }
     )
 
 

@@ -59,12 +59,21 @@ from __future__ import annotations
 import calendar
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Literal
 
+import numpy as np
 import polars as pl
 
+from memberlab.analytics.columnar import (
+    MemberCodes,
+    bits_for,
+    group_max,
+    group_min,
+    local_days,
+    masked,
+)
 from memberlab.core.errors import FieldError, InvalidInput
 
 __all__ = [
@@ -205,7 +214,7 @@ def rfm_table(
     """
     _check_options(window_days, monetary, thresholds, scheme, reference, basis)
     day = as_day(as_of, "as_of")
-    rows = purchases(transactions, until=day, time_zone=time_zone)
+    rows = purchase_rows(transactions, until=day, time_zone=time_zone)
     return _rfm(rows, day, window_days, monetary, thresholds, scheme, reference, basis)
 
 
@@ -255,7 +264,7 @@ def _check_options(
 
 
 def _rfm(
-    rows: pl.LazyFrame,
+    rows: PurchaseRows,
     day: date,
     window_days: int | None,
     monetary: str,
@@ -264,56 +273,73 @@ def _rfm(
     reference: str,
     basis: str,
 ) -> pl.DataFrame:
-    """``rfm_table`` on prepared purchases (see ``purchases``), after the checks."""
+    """``rfm_table`` on prepared purchases (see ``purchase_rows``), after the checks."""
+    return _rfm_codes(rows, day, window_days, monetary, thresholds, scheme, reference, basis)[0]
+
+
+def _rfm_codes(
+    rows: PurchaseRows,
+    day: date,
+    window_days: int | None,
+    monetary: str,
+    thresholds: RfmThresholds | None,
+    scheme: str,
+    reference: str,
+    basis: str,
+    *,
+    segments_only: bool = False,
+) -> tuple[pl.DataFrame, np.ndarray]:
+    """``_rfm`` and the member code of each of its rows (with ``segments_only``, only the
+    ``segment`` column)."""
     codes = SCHEMES[scheme]
     cut = day_number(day)
-    rows = rows.filter(pl.col("day") <= cut)
-    has_orders = "order_id" in rows.collect_schema()
+    n = rows.members.n
     window_start = cut - window_days + 1 if window_days else None
-    in_window = pl.lit(True) if window_start is None else pl.col("day") >= window_start
-    bought = pl.col("is_purchase")
-    counted = bought & in_window
-    # One pass per member: purchase days are counted as distinct days (not rows), orders as
-    # distinct order ids (hashed: distinct integers count several times faster than texts).
-    table = (
-        rows.with_columns(
-            pl.when(bought).then(pl.col("day")).alias("purchase_day"),
-            pl.when(counted).then(pl.col("day")).alias("counted_day"),
-            (
-                pl.when(counted).then(pl.col("order_id").hash())
-                if has_orders
-                else pl.when(counted).then(pl.col("day").cast(pl.UInt64))
-            ).alias("counted_order"),
-            pl.when(in_window).then(pl.col("net")).otherwise(0.0).alias("counted_net"),
-        )
-        .group_by("member_id")
-        .agg(
-            pl.col("purchase_day").min().alias("first_day"),
-            pl.col("purchase_day").max().alias("last_day"),
-            distinct_count(pl.col("counted_day")).alias("frequency"),
-            distinct_count(pl.col("counted_order")).alias("orders"),
-            pl.col("counted_net").sum().round(2).alias("spend"),  # to the fen: deterministic
-        )
-        .filter(pl.col("last_day").is_not_null())
-        .with_columns(
-            pl.col("first_day").cast(pl.Date).alias("first_purchase"),
-            pl.col("last_day").cast(pl.Date).alias("last_purchase"),
-            (pl.lit(cut) - pl.col("last_day")).cast(pl.Int32).alias("recency"),
-            (
-                pl.col("spend")
-                if monetary == "total"
-                else pl.when(pl.col("frequency") > 0)
-                .then(pl.col("spend") / pl.col("frequency"))
-                .otherwise(0.0)
-            ).alias("monetary"),
-        )
-        .drop("first_day", "last_day")
-        .sort("member_id")
-        .collect()
+    # Purchase days are distinct (member, day) pairs; first and last over the whole history.
+    pair_member, pair_day = rows.purchase_days
+    upto = pair_day <= cut
+    first_day, _ = group_min(pair_member[upto], pair_day[upto], n)
+    last_day, present = group_max(pair_member[upto], pair_day[upto], n)
+    counted = upto if window_start is None else upto & (pair_day >= window_start)
+    frequency = np.bincount(pair_member[counted], minlength=n)
+    in_window = rows.day <= cut
+    if window_start is not None:
+        in_window &= rows.day >= window_start
+    orders = (
+        rows.distinct_orders(in_window & rows.is_purchase) if rows.order is not None else frequency
     )
-    table = table.with_columns(_scores(thresholds))
+    spend = np.bincount(*masked(in_window, rows.codes, rows.net), minlength=n)
+    # one row per member with a purchase on or before the day, in member_id order
+    chosen = rows.members.by_id
+    chosen = chosen[present[chosen]]
+    table = pl.DataFrame(
+        {
+            "member_id": rows.members.ids_of(chosen),
+            "first_purchase": first_day[chosen].astype(np.int32),
+            "last_purchase": last_day[chosen].astype(np.int32),
+            "recency": (cut - last_day[chosen]).astype(np.int32),
+            "frequency": frequency[chosen].astype(np.int32),
+            "orders": orders[chosen].astype(np.int32),
+            "spend": spend[chosen],
+        }
+    ).with_columns(
+        pl.col("first_purchase", "last_purchase").cast(pl.Date),
+        pl.col("spend").round(2),  # to the fen: deterministic
+    )
+    table = table.with_columns(
+        (
+            pl.col("spend")
+            if monetary == "total"
+            else pl.when(pl.col("frequency") > 0)
+            .then(pl.col("spend") / pl.col("frequency"))
+            .otherwise(0.0)
+        ).alias("monetary"),
+    )
+    table = _scores_of(table, thresholds)
     segment = _segment_expr(table, scheme, reference, basis)
-    return table.with_columns(
+    if segments_only:
+        return table.select(segment.cast(pl.Enum(list(codes))).alias("segment")), chosen
+    table = table.with_columns(
         pl.format("{}{}{}", "r_score", "f_score", "m_score").alias("rfm"),
         segment.cast(pl.Enum(list(codes))).alias("segment"),
     ).select(
@@ -331,6 +357,7 @@ def _rfm(
         "rfm",
         "segment",
     )
+    return table, chosen
 
 
 def segment_summary(rfm: pl.DataFrame) -> pl.DataFrame:
@@ -423,20 +450,25 @@ def segment_movement(
         )
     _check_options(window_days, monetary, thresholds, scheme, reference, basis)
     # Prepare the purchases once; each day is then a filter of the same rows.
-    rows = purchases(transactions, until=b, time_zone=time_zone).collect().lazy()
+    rows = purchase_rows(transactions, until=b, time_zone=time_zone)
     options = (window_days, monetary, thresholds, scheme, reference, basis)
-    at_a = _rfm(rows, a, *options).select(
-        "member_id", pl.col("segment").cast(pl.String).alias("from_segment")
-    )
-    at_b = _rfm(rows, b, *options).select(
-        "member_id", pl.col("segment").cast(pl.String).alias("to_segment")
-    )
+    at_a, members_a = _rfm_codes(rows, a, *options, segments_only=True)
+    at_b, members_b = _rfm_codes(rows, b, *options, segments_only=True)
     codes = _scheme_codes(scheme)
-    moved = at_b.join(at_a, on="member_id", how="left").with_columns(
-        pl.col("from_segment").fill_null(NO_SEGMENT)
-    )
-    counts = moved.group_by("from_segment", "to_segment").agg(
-        pl.len().cast(pl.Int64).alias("members")
+    # every member of date_b, from their segment on date_a ("none": not a member yet)
+    before = np.zeros(rows.members.n, dtype=np.int64)  # 0: none, else 1 + segment
+    before[members_a] = at_a["segment"].to_physical().to_numpy().astype(np.int64) + 1
+    after = at_b["segment"].to_physical().to_numpy().astype(np.int64)
+    width = len(codes)
+    sizes = np.bincount(before[members_b] * width + after, minlength=(width + 1) * width)
+    present = np.flatnonzero(sizes)
+    names = pl.Series([NO_SEGMENT, *codes], dtype=pl.String)
+    counts = pl.DataFrame(
+        {
+            "from_segment": names.gather(present // width),
+            "to_segment": names.gather(present % width + 1),
+            "members": sizes[present].astype(np.int64),
+        }
     )
     order_from = [NO_SEGMENT, *codes]
     grid = pl.DataFrame({"from_segment": order_from}).join(
@@ -487,6 +519,32 @@ def _scores(thresholds: RfmThresholds | None) -> list[pl.Expr]:
         .cast(pl.Int8)
         .alias("m_score"),
     ]
+
+
+def _scores_of(table: pl.DataFrame, thresholds: RfmThresholds | None) -> pl.DataFrame:
+    """``table`` with ``r_score, f_score, m_score`` (see ``_scores``); recency and frequency
+    (whole numbers in a short range) ranked by counting rather than sorting."""
+    if thresholds is not None or table.height == 0:
+        return table.with_columns(_scores(thresholds))
+    return table.with_columns(
+        _counted_score(table["recency"].to_numpy(), descending=True).alias("r_score"),
+        _counted_score(table["frequency"].to_numpy(), descending=False).alias("f_score"),
+        _quantile_score(pl.col("monetary"), descending=False).alias("m_score"),
+    )
+
+
+def _counted_score(values: np.ndarray, *, descending: bool) -> pl.Series:
+    """``_quantile_score`` of whole numbers: the members strictly worse, counted."""
+    low = int(values.min())
+    if int(values.max()) - low > 10 * values.size:  # a spread out range: rank them
+        frame = pl.DataFrame({"v": values})
+        return frame.select(_quantile_score(pl.col("v"), descending=descending)).to_series()
+    counts = np.bincount(values.astype(np.int64) - low)
+    below = np.cumsum(counts) - counts  # strictly lower
+    above = values.size - np.cumsum(counts)  # strictly higher
+    worse = (above if descending else below)[values.astype(np.int64) - low]
+    score = np.clip(1 + np.floor(5 * worse / values.size), 1, 5)
+    return pl.Series(score.astype(np.int8))
 
 
 def _quantile_score(value: pl.Expr, *, descending: bool) -> pl.Expr:
@@ -659,3 +717,114 @@ def purchases(
     if until is not None:
         rows = rows.filter(pl.col("day") <= day_number(until))
     return rows
+
+
+@dataclass
+class PurchaseRows:
+    """The transactions as arrays, one entry per row (see ``purchase_rows``)."""
+
+    members: MemberCodes
+    day: np.ndarray  # int32, days since 1970-01-01
+    is_purchase: np.ndarray  # bool
+    net: np.ndarray  # float64, signed yuan
+    order: np.ndarray | None  # uint64 hash of order_id, when there is one
+    frame: pl.DataFrame  # the kept columns (see ``keep``), same rows
+    _purchase_days: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
+    _unique_orders: bool | None = field(default=None, repr=False)
+
+    @property
+    def codes(self) -> np.ndarray:
+        return self.members.codes
+
+    @property
+    def purchase_days(self) -> tuple[np.ndarray, np.ndarray]:
+        """The distinct (member code, day) pairs of the purchases, by member then day."""
+        if self._purchase_days is None:
+            self._purchase_days = distinct_pairs(
+                self.codes[self.is_purchase], self.day[self.is_purchase]
+            )
+        return self._purchase_days
+
+    def distinct_orders(self, mask: np.ndarray) -> np.ndarray:
+        """Per member code, the distinct order ids (by hash) among the purchases of ``mask``."""
+        assert self.order is not None
+        n = self.members.n
+        if self._unique_orders is None:
+            hashes = np.sort(self.order[self.is_purchase])
+            self._unique_orders = not bool(np.any(hashes[1:] == hashes[:-1]))
+        if self._unique_orders:  # (``mask`` keeps purchases only)
+            return np.bincount(*masked(mask, self.codes), minlength=n)
+        pairs = pl.DataFrame({"m": self.codes[mask], "o": self.order[mask]}).unique()
+        return np.bincount(pairs["m"].to_numpy(), minlength=n)
+
+
+def distinct_pairs(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct (first, second) pairs of two integer columns (``first`` non-negative),
+    sorted by first then second."""
+    if first.size == 0:
+        return first.astype(np.int64), second.astype(np.int64)
+    low = int(second.min())
+    bits = bits_for(second.astype(np.int64) - low)
+    if bits + bits_for(first) > 63:
+        pairs = pl.DataFrame({"a": first, "b": second}).unique().sort("a", "b")
+        return pairs["a"].to_numpy(), pairs["b"].to_numpy()
+    key = (first.astype(np.int64) << bits) | (second.astype(np.int64) - low)
+    key.sort()
+    key = key[np.r_[True, key[1:] != key[:-1]]]
+    return key >> bits, (key & ((1 << bits) - 1)) + low
+
+
+def purchase_rows(
+    transactions: Frame,
+    *,
+    until: date | None,
+    time_zone: str | None,
+    keep: Sequence[str] = (),
+    orders: bool = True,
+) -> PurchaseRows:
+    """``purchases`` as arrays: member codes, local day numbers, purchase flags and net
+    amounts, order id hashes (with ``orders``), and the ``keep`` columns that exist (in
+    ``frame``), for the rows with a member and a time, on or before ``until``."""
+    lazy = transactions.lazy()
+    schema = require_columns(lazy, ("member_id", "occurred_at", "amount"), "transactions")
+    local_date(schema, "occurred_at", time_zone)  # a clear error for a column of no time
+    wanted = ("order_id", *keep) if orders else keep
+    extra = [c for c in wanted if c in schema and c != "member_id"]
+    names = list(dict.fromkeys(["member_id", "occurred_at", "amount", "kind", *extra]))
+    names = [c for c in names if c in schema]
+    if isinstance(transactions, pl.DataFrame):
+        frame = transactions.select(names)
+    else:
+        frame = lazy.select(names).collect()
+    day, usable = local_days(frame["occurred_at"], time_zone)
+    if frame["member_id"].null_count():
+        known = frame["member_id"].is_not_null().to_numpy()
+        usable = known if usable is None else usable & known
+    if until is not None:
+        before = day <= day_number(until)
+        usable = before if usable is None else usable & before
+    if usable is not None and not usable.all():
+        frame = frame.filter(pl.Series(usable))
+        day = day[usable]
+    amount = pl.col("amount").cast(pl.Float64)
+    if "kind" in schema:
+        is_return = pl.col("kind") == "return"
+        net = pl.when(is_return).then(-amount.abs()).otherwise(amount)
+        is_purchase = ~is_return
+    else:
+        net = amount
+        is_purchase = amount >= 0
+    values = frame.select(
+        is_purchase.fill_null(True).alias("is_purchase"), net.fill_null(0.0).alias("net")
+    )
+    member = frame["member_id"]
+    if member.dtype != pl.String:
+        member = member.cast(pl.String)
+    return PurchaseRows(
+        members=MemberCodes.of(member),
+        day=day,
+        is_purchase=values["is_purchase"].to_numpy(),
+        net=values["net"].to_numpy(),
+        order=frame["order_id"].hash().to_numpy() if "order_id" in frame.columns else None,
+        frame=frame.select(c for c in dict.fromkeys(keep) if c in frame.columns),
+    )

@@ -37,6 +37,7 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
+from memberlab.analytics.columnar import local_days
 from memberlab.core.errors import FieldError, InvalidInput
 
 __all__ = ["TIME_UNITS", "TimeUnit", "rfm_summary"]
@@ -144,10 +145,17 @@ def rfm_summary(
     cal_day = (cal_end - date(1970, 1, 1)).days
     last_day = cal_day if obs_end is None else (obs_end - date(1970, 1, 1)).days
 
-    columns = [pl.col(member_col), _day_expression(schema, time_col).alias("_day")]
+    _day_expression(schema, time_col)  # a clear error for a column of no time
+    columns = [pl.col(member_col), pl.col(time_col).alias("_time")]
     if amount_col:
         columns.append(pl.col(amount_col).cast(pl.Float64).alias("_amount"))
     rows = lazy.select(columns).collect()
+    # the local day as integer arithmetic on the instants (``columnar.local_days``)
+    day, known = local_days(rows["_time"], None)
+    day_column = pl.Series("_day", day)
+    if known is not None:
+        day_column = day_column.scatter(np.flatnonzero(~known), None)
+    rows = rows.drop("_time").insert_column(1, day_column)
     usable = rows.select(
         pl.col(member_col).is_not_null()
         & pl.col("_day").is_not_null()

@@ -28,8 +28,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
+import numpy as np
 import polars as pl
 
+from memberlab.analytics.columnar import (
+    MemberCodes,
+    first_index,
+    group_max,
+    local_days,
+    masked,
+    month_numbers,
+    nullable,
+    small_codes,
+)
 from memberlab.analytics.rfm import (
     DayLike,
     Frame,
@@ -37,11 +48,11 @@ from memberlab.analytics.rfm import (
     as_day,
     day_number,
     day_of,
-    distinct_count,
+    distinct_pairs,
+    local_date,
     month_label,
     month_number,
-    month_of_day,
-    purchases,
+    purchase_rows,
     require_columns,
 )
 from memberlab.core.errors import FieldError, InvalidInput
@@ -88,13 +99,15 @@ def tier_at(
 ) -> pl.DataFrame:
     """Each member's tier at the end of day ``on``: ``member_id, tier``."""
     day = day_number(as_day(on, "on"))
-    spells = _spells(tier_history, members, entry_tier, time_zone)
-    return (
-        spells.filter(pl.col("day") <= day)
-        .group_by("member_id")
-        .agg(pl.col("tier").sort_by("day", "order").last())
-        .sort("member_id")
-        .collect()
+    spells = _Spells.of(tier_history, members, entry_tier, time_zone)
+    tier, held = spells.at(day)
+    chosen = spells.members.by_id
+    chosen = chosen[held[chosen]]
+    return pl.DataFrame(
+        {
+            "member_id": spells.members.ids_of(chosen),
+            "tier": spells.names.gather(tier[chosen]),
+        }
     )
 
 
@@ -115,8 +128,8 @@ def tier_distribution(
     members counted that month), one row per month and tier (zeros included).
     """
     entry = _entry(entry_tier, tiers)
-    spells = _spells(tier_history, members, entry, time_zone).collect()
-    if spells.is_empty():
+    spells = _Spells.of(tier_history, members, entry, time_zone)
+    if spells.code.size == 0:
         return pl.DataFrame(
             schema={
                 "month": pl.String,
@@ -128,19 +141,12 @@ def tier_distribution(
         )
     # A spell adds one member to its tier from the month it starts and removes it from the
     # month it ends (the next change), so a running sum over months gives the month ends.
-    spells = spells.sort("member_id", "day", "order").with_columns(
-        pl.col("day").shift(-1).over("member_id").alias("until")
-    )
-    starts = spells.select("tier", month_of_day(pl.col("day")).alias("month"), pl.lit(1).alias("d"))
-    ends = spells.drop_nulls("until").select(
-        "tier", month_of_day(pl.col("until")).alias("month"), pl.lit(-1).alias("d")
-    )
-    deltas = pl.concat([starts, ends]).group_by("tier", "month").agg(pl.col("d").sum())
+    deltas = spells.deltas()
     first = (
         month_number(as_day(start, "start")) if start is not None else int(deltas["month"].min())
     )
     last = month_number(as_day(end, "end")) if end is not None else int(deltas["month"].max())
-    codes = _ordered(spells["tier"].unique().to_list(), tiers)
+    codes = _ordered(spells.names.to_list(), tiers)
     months = pl.DataFrame({"month": pl.int_range(first, last + 1, eager=True).cast(pl.Int32)})
     grid = pl.DataFrame({"tier": codes}).join(months, how="cross")
     before = (
@@ -197,22 +203,20 @@ def tier_migration(
             ]
         )
     entry = _entry(entry_tier, tiers)
-    spells = _spells(tier_history, members, entry, time_zone).collect().lazy()
-
-    def at(day: date, name: str) -> pl.LazyFrame:
-        return (
-            spells.filter(pl.col("day") <= day_number(day))
-            .group_by("member_id")
-            .agg(pl.col("tier").sort_by("day", "order").last().alias(name))
-        )
-
-    moved = (
-        at(b, "to_tier")
-        .join(at(a, "from_tier"), on="member_id", how="left")
-        .with_columns(pl.col("from_tier").fill_null(NO_TIER))
-        .group_by("from_tier", "to_tier")
-        .agg(pl.len().cast(pl.Int64).alias("members"))
-        .collect()
+    spells = _Spells.of(tier_history, members, entry, time_zone)
+    to_tier, counted = spells.at(day_number(b))
+    from_tier, known = spells.at(day_number(a))
+    width = spells.names.len() + 1
+    pair = np.where(known, from_tier + 1, 0) * width + to_tier  # 0: "none" before date_a
+    sizes = np.bincount(pair[counted], minlength=width * width)
+    present = np.flatnonzero(sizes)
+    names = pl.concat([pl.Series([NO_TIER]), spells.names])
+    moved = pl.DataFrame(
+        {
+            "from_tier": names.gather(present // width),
+            "to_tier": spells.names.gather(present % width),
+            "members": sizes[present].astype(np.int64),
+        }
     )
     seen = set(moved["to_tier"].to_list()) | set(moved["from_tier"].to_list()) - {NO_TIER}
     codes = _ordered(list(seen), tiers)
@@ -289,15 +293,55 @@ def tier_progress(
     as a share of the next threshold), sorted by ``member_id``; ``next_tier`` is null at
     the top (or for a tier not in ``thresholds``).
     """
+    return _progress(
+        transactions,
+        thresholds,
+        as_of=as_of,
+        current=current,
+        per_yuan=per_yuan,
+        per_order=per_order,
+        window_months=window_months,
+        time_zone=time_zone,
+    ).sort("member_id")
+
+
+def _progress(
+    transactions: Frame,
+    thresholds: Sequence[tuple[str, float]],
+    *,
+    as_of: DayLike,
+    current: Frame | None,
+    per_yuan: float,
+    per_order: float,
+    window_months: int,
+    time_zone: str | None,
+) -> pl.DataFrame:
+    """``tier_progress`` in no particular row order."""
     pairs = _check_thresholds(thresholds)
     day = as_day(as_of, "as_of")
     since = day_number(add_months(day, -window_months))
-    rows = purchases(transactions, until=day, time_zone=time_zone).filter(pl.col("day") > since)
-    has_orders = "order_id" in rows.collect_schema()
-    order_key = pl.col("order_id").hash() if has_orders else pl.col("day").cast(pl.UInt64)
-    growth = rows.group_by("member_id").agg(
-        pl.col("net").sum().round(2).alias("_net"),
-        distinct_count(pl.when(pl.col("is_purchase")).then(order_key)).alias("_orders"),
+    rows = purchase_rows(transactions, until=day, time_zone=time_zone)
+    n = rows.members.n
+    window = rows.day > since
+    bought = window & rows.is_purchase
+    if rows.order is not None:
+        orders = rows.distinct_orders(bought)
+    else:
+        pair_member, pair_day = rows.purchase_days
+        orders = np.bincount(pair_member[pair_day > since], minlength=n)
+    seen = np.bincount(rows.codes[window], minlength=n) > 0
+    chosen = np.flatnonzero(seen)
+    net = np.bincount(*masked(window, rows.codes, rows.net), minlength=n)
+    growth = (
+        pl.DataFrame(
+            {
+                "member_id": rows.members.ids_of(chosen),
+                "_net": net[chosen],
+                "_orders": orders[chosen].astype(np.int32),
+            }
+        )
+        .lazy()
+        .with_columns(pl.col("_net").round(2))
     )
     growth = growth.select(
         "member_id",
@@ -340,7 +384,6 @@ def tier_progress(
             (pl.col("growth") / pl.col("next_threshold")).alias("progress"),
         )
         .select("member_id", "growth", "tier", "next_tier", "next_threshold", "gap", "progress")
-        .sort("member_id")
         .collect()
     )
 
@@ -361,7 +404,7 @@ def members_near_next_tier(
     ``within`` (a share, 0.2 = 20 %) of its threshold, smallest gap first."""
     if not 0 < within <= 1:
         raise InvalidInput(errors=[FieldError("within", "analytics.v.share", {"value": within})])
-    progress = tier_progress(
+    progress = _progress(
         transactions,
         thresholds,
         as_of=as_of,
@@ -395,10 +438,18 @@ def time_to_upgrade(
     entry = _entry(entry_tier, tiers)
     lazy = members.lazy()
     schema = require_columns(lazy, ("member_id", "enrolled_at"), "members")
-    joined = lazy.select(
-        pl.col("member_id").cast(pl.String), day_of(schema, "enrolled_at", time_zone).alias("e")
+    local_date(schema, "enrolled_at", time_zone)  # a clear error for a column of no time
+    enrolled = (
+        members.select("member_id", "enrolled_at")
+        if isinstance(members, pl.DataFrame)
+        else lazy.select("member_id", "enrolled_at").collect()
+    )
+    day, known = local_days(enrolled["enrolled_at"], time_zone)
+    joined = pl.DataFrame(
+        {"member_id": enrolled["member_id"].cast(pl.String), "e": nullable(day, known)}
     ).unique("member_id", keep="first")
-    population = joined.select(pl.len()).collect().item()
+    population = joined.height
+    joined = joined.lazy()
     changes = _history(tier_history, time_zone)
     if tiers is not None:
         rank = {c: i for i, c in enumerate(tiers)}
@@ -489,32 +540,48 @@ def tier_performance(
     start = add_months(end, -window_months)
     before = day_number(add_months(start, -window_months))
     entry = _entry(entry_tier, tiers)
-    held = tier_at(tier_history, on=start, members=members, entry_tier=entry, time_zone=time_zone)
-    rows = purchases(transactions, until=end, time_zone=time_zone).filter(pl.col("day") > before)
+    spells = _Spells.of(tier_history, members, entry, time_zone)
     s = day_number(start)
-    after = pl.col("day") > s
-    per_member = rows.group_by("member_id").agg(
-        (pl.col("is_purchase") & ~after).any().alias("bought_before"),
-        (pl.col("is_purchase") & after).any().alias("bought_after"),
-        pl.col("net").filter(after).sum().round(2).alias("spend"),
-        distinct_count(pl.when(pl.col("is_purchase") & after).then(pl.col("day"))).alias("days"),
-    )
+    tier, held = spells.at(s)
+    rows = purchase_rows(transactions, until=end, time_zone=time_zone, orders=False)
+    n = rows.members.n
+    after = rows.day > s
+    earlier = (rows.day > before) & ~after
+    bought_before = np.bincount(rows.codes[earlier & rows.is_purchase], minlength=n) > 0
+    bought_after = np.bincount(rows.codes[after & rows.is_purchase], minlength=n) > 0
+    spend = np.bincount(*masked(after, rows.codes, rows.net), minlength=n)
+    later = after & rows.is_purchase
+    pair_member, _ = distinct_pairs(rows.codes[later], rows.day[later])
+    days = np.bincount(pair_member, minlength=n)
+    # the members holding a tier at the start and their figures (the sums below are exact:
+    # the order of the members does not matter)
+    chosen = np.flatnonzero(held)
+    own = rows.members.codes_in(spells.members)[chosen]  # -1: no transaction
+    found = own >= 0
+    at = np.maximum(own, 0)
     frame = (
-        held.lazy()
-        .join(per_member, on="member_id", how="left")
-        .with_columns(
-            pl.col("bought_before").fill_null(False),
-            pl.col("bought_after").fill_null(False),
-            pl.col("spend").fill_null(0.0),
-            pl.col("days").fill_null(0),
+        pl.DataFrame(
+            {
+                "tier": spells.names.gather(tier[chosen]),
+                "bought_before": found & bought_before[at],
+                "bought_after": found & bought_after[at],
+                "spend": np.where(found, spend[at], 0.0),
+                "days": np.where(found, days[at], 0).astype(np.int32),
+            }
         )
+        .lazy()
+        # spend to the fen, then summed exactly in fen: the means do not depend on the
+        # order of the members (a float sum of a million amounts would, in the last bit)
+        .with_columns((pl.col("spend").round(2) * 100).round().cast(pl.Int64).alias("fen"))
         .group_by("tier")
         .agg(
             pl.len().cast(pl.Int64).alias("members"),
             pl.col("bought_before").mean().alias("active_before"),
             pl.col("bought_after").mean().alias("retention"),
-            pl.col("spend").mean().alias("spend_per_member"),
-            (pl.col("spend").sum() / pl.col("bought_after").sum()).alias("spend_per_active"),
+            (pl.col("fen").sum() / (100 * pl.len().cast(pl.Int64))).alias("spend_per_member"),
+            (pl.col("fen").sum() / (100 * pl.col("bought_after").sum().cast(pl.Int64))).alias(
+                "spend_per_active"
+            ),
             pl.col("days").mean().alias("purchase_days_per_member"),
         )
         .collect()
@@ -547,30 +614,90 @@ def _history(tier_history: Frame, time_zone: str | None) -> pl.LazyFrame:
     )
 
 
-def _spells(
-    tier_history: Frame,
-    members: Frame | None,
-    entry_tier: str | None,
-    time_zone: str | None,
-) -> pl.LazyFrame:
-    """The changes plus, with ``members`` and an entry tier, each member's enrolment in
-    the entry tier (``order`` 0, so a change on the enrolment day comes after it)."""
-    changes = _history(tier_history, time_zone)
-    if members is None or entry_tier is None:
-        return changes
-    lazy = members.lazy()
-    schema = require_columns(lazy, ("member_id", "enrolled_at"), "members")
-    joined = (
-        lazy.select(
-            pl.col("member_id").cast(pl.String),
-            day_of(schema, "enrolled_at", time_zone).alias("day"),
-            pl.lit(0, dtype=pl.Int64).alias("order"),
-            pl.lit(entry_tier, dtype=pl.String).alias("tier"),
+@dataclass
+class _Spells:
+    """The tier changes and, with ``members`` and an entry tier, each member's enrolment in
+    the entry tier, as arrays ordered by member, day and time (an enrolment first on its
+    day)."""
+
+    members: MemberCodes
+    code: np.ndarray  # member code
+    day: np.ndarray  # int32
+    tier: np.ndarray  # int64, index in ``names``
+    names: pl.Series  # the tier codes (String)
+
+    @classmethod
+    def of(
+        cls,
+        tier_history: Frame,
+        members: Frame | None,
+        entry_tier: str | None,
+        time_zone: str | None,
+    ) -> _Spells:
+        changes = _history(tier_history, time_zone).collect()
+        ids, day, order, tier = (changes[c] for c in ("member_id", "day", "order", "tier"))
+        day, order = day.to_numpy(), order.to_numpy()
+        entries = 0
+        if members is not None and entry_tier is not None:
+            lazy = members.lazy()
+            schema = require_columns(lazy, ("member_id", "enrolled_at"), "members")
+            local_date(schema, "enrolled_at", time_zone)  # a clear error for no time
+            joined = (
+                members.select("member_id", "enrolled_at")
+                if isinstance(members, pl.DataFrame)
+                else lazy.select("member_id", "enrolled_at").collect()
+            )
+            member = joined["member_id"].cast(pl.String)
+            enrolled, known = local_days(joined["enrolled_at"], time_zone)
+            if member.null_count():
+                present = member.is_not_null().to_numpy()
+                known = present if known is None else known & present
+            if known is not None:
+                member, enrolled = member.filter(pl.Series(known)), enrolled[known]
+            entries = member.len()
+            ids = pl.concat([member, ids])
+            day = np.concatenate([enrolled, day])
+            order = np.concatenate([np.zeros(entries, dtype=order.dtype), order])
+            tier = pl.concat([pl.Series([entry_tier] * entries, dtype=pl.String), tier])
+        codes = MemberCodes.of(ids)
+        keep = np.ones(codes.codes.size, dtype=bool)
+        if entries:  # one enrolment per member: the first
+            first = first_index(codes.codes[:entries], codes.n)
+            keep[:entries] = False
+            keep[first[first >= 0]] = True
+        index, names = small_codes(tier)
+        rows = np.flatnonzero(keep)
+        order = rows[np.lexsort((order[rows], day[rows], codes.codes[rows]))]
+        return cls(codes, codes.codes[order], day[order].astype(np.int32), index[order], names)
+
+    def at(self, day: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per member code, the tier (index) held at the end of ``day``, and whether one is
+        (the member's last spell by then)."""
+        upto = self.day <= day
+        last, held = group_max(self.code[upto], np.flatnonzero(upto), self.members.n)
+        return self.tier[np.where(held, last, 0)] if self.tier.size else last, held
+
+    def deltas(self) -> pl.DataFrame:
+        """``tier, month, d``: members starting (+1) and ending (-1) a spell in each month,
+        for every tier and month with a spell starting or ending in it."""
+        follows = np.r_[self.code[1:] == self.code[:-1], False]
+        until = np.r_[self.day[1:], 0][follows]
+        tier = np.concatenate([self.tier, self.tier[follows]])
+        month = month_numbers(np.concatenate([self.day, until]).astype(np.int32)).astype(np.int64)
+        step = np.r_[np.ones(self.day.size), -np.ones(until.size)]
+        low = int(month.min())
+        width = int(month.max()) - low + 1
+        key = tier * width + (month - low)
+        counts = np.bincount(key)
+        total = np.bincount(key, weights=step)
+        present = np.flatnonzero(counts)
+        return pl.DataFrame(
+            {
+                "tier": self.names.gather(present // width),
+                "month": (present % width + low).astype(np.int32),
+                "d": np.rint(total[present]).astype(np.int32),
+            }
         )
-        .drop_nulls()
-        .unique("member_id", keep="first")
-    )
-    return pl.concat([joined, changes])
 
 
 def _entry(entry_tier: str | None, tiers: Sequence[str] | None) -> str | None:
