@@ -30,14 +30,13 @@ from decimal import Decimal
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from memberlab.core.errors import FieldError, InvalidInput
-from memberlab.core.validation import field_errors, parse_path
 from memberlab.engagement.instalments import InstalmentSpec, ScheduleSpec, Trigger, build_schedule
 from memberlab.engagement.penalties import LatePaymentTerms, PenaltyClause
 from memberlab.programs.schema import LocalText
-from memberlab.programs.validation import InvalidProgram, line_of, load_document
+from memberlab.programs.validation import parse_document, validate_document
 
 Code = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_\-]{0,63}$")]
 
@@ -344,35 +343,17 @@ def _milestone_errors(spec: EngagementDefinition) -> list[FieldError]:
 
 def validate_definition(data: Any, node: Any = None) -> EngagementDefinition:
     """Check parsed data; ``InvalidEngagement`` lists every problem (with lines from a file)."""
-    if not isinstance(data, dict):
-        raise InvalidEngagement(errors=[FieldError("", "engagement.v.not_a_mapping")])
-    try:
-        spec = EngagementDefinition.model_validate(data)
-    except ValidationError as exc:
-        errors = field_errors(exc.errors(include_url=False), model=EngagementDefinition)
-        raise InvalidEngagement(errors=_lines(errors, node)) from None
-    problems = _semantic_errors(spec)
-    if problems:
-        raise InvalidEngagement(errors=_lines(problems, node))
-    return spec
+    return validate_document(
+        data, node, model=EngagementDefinition, semantic=_semantic_errors,
+        error=InvalidEngagement, keys="engagement.v",
+    )  # fmt: skip
 
 
 def parse_definition_text(text: str) -> EngagementDefinition:
-    if not text.strip():
-        raise InvalidEngagement(errors=[FieldError("", "engagement.v.empty_file")])
-    try:
-        data, node = load_document(text)
-    except InvalidProgram as error:
-        raise InvalidEngagement(errors=error.errors) from None
-    return validate_definition(data, node)
-
-
-def _lines(errors: list[FieldError], node: Any) -> list[FieldError]:
-    if node is None:
-        return errors
-    return [
-        FieldError(e.loc, e.key, e.params, line=line_of(node, parse_path(e.loc))) for e in errors
-    ]
+    return parse_document(
+        text, model=EngagementDefinition, semantic=_semantic_errors, error=InvalidEngagement,
+        keys="engagement.v",
+    )  # fmt: skip
 
 
 def canonical_json(spec: EngagementDefinition) -> str:

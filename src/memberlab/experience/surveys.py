@@ -33,15 +33,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from memberlab.core.errors import Conflict, FieldError, InvalidInput, NotFound
-from memberlab.core.validation import field_errors, parse_path
 from memberlab.experience.models import Survey
 from memberlab.programs.schema import LocalText
-from memberlab.programs.validation import InvalidProgram, line_of, load_document
+from memberlab.programs.validation import parse_document, validate_document
 
 RATING_ATTRIBUTES = ("speed", "staff", "product_quality", "value", "app_usability", "cleanliness")
 SCALES = {"nps": (0, 10), "csat": (1, 5), "ces": (1, 7), "rating": (1, 5)}
@@ -180,36 +179,18 @@ def _semantic_errors(survey: SurveyDefinition) -> list[FieldError]:
 
 def validate_definition(data: Any, node: Any = None) -> SurveyDefinition:
     """Check parsed data; raise ``InvalidInput`` listing every problem (with lines from a file)."""
-    if not isinstance(data, dict):
-        raise InvalidInput(errors=[FieldError("", "experience.v.not_a_mapping")])
-    try:
-        survey = SurveyDefinition.model_validate(data)
-    except ValidationError as exc:
-        errors = field_errors(exc.errors(include_url=False), model=SurveyDefinition)
-        raise InvalidInput(errors=_lines(errors, node)) from None
-    problems = _semantic_errors(survey)
-    if problems:
-        raise InvalidInput(errors=_lines(problems, node))
-    return survey
+    return validate_document(
+        data, node, model=SurveyDefinition, semantic=_semantic_errors, error=InvalidInput,
+        keys="experience.v",
+    )  # fmt: skip
 
 
 def parse_definition_text(text: str) -> SurveyDefinition:
     """A survey file's text (YAML or JSON)."""
-    if not text.strip():
-        raise InvalidInput(errors=[FieldError("", "experience.v.empty_file")])
-    try:
-        data, node = load_document(text)
-    except InvalidProgram as error:  # the YAML reader is the program files' one
-        raise InvalidInput(errors=error.errors) from None
-    return validate_definition(data, node)
-
-
-def _lines(errors: list[FieldError], node: Any) -> list[FieldError]:
-    if node is None:
-        return errors
-    return [
-        FieldError(e.loc, e.key, e.params, line=line_of(node, parse_path(e.loc))) for e in errors
-    ]
+    return parse_document(
+        text, model=SurveyDefinition, semantic=_semantic_errors, error=InvalidInput,
+        keys="experience.v",
+    )  # fmt: skip
 
 
 # --- storing definitions ---------------------------------------------------------------------

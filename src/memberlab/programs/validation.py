@@ -9,17 +9,17 @@ line of the file where the YAML places it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from enum import StrEnum
 from functools import lru_cache
 from itertools import pairwise
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, available_timezones
 
 import yaml
 from babel.numbers import list_currencies
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from memberlab.core.errors import FieldError, InvalidInput
 from memberlab.core.validation import field_annotation, field_errors, parse_path
@@ -456,3 +456,52 @@ def canonical_json(program: ProgramDefinition) -> str:
     return json.dumps(
         program.model_dump(mode="json"), ensure_ascii=False, sort_keys=True, separators=(",", ":")
     )
+
+
+# --- other documents written like program files (surveys, engagements) ------------------
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def validate_document(
+    data: Any,
+    node: yaml.Node | None,
+    *,
+    model: type[M],
+    semantic: Callable[[M], list[FieldError]],
+    error: type[InvalidInput],
+    keys: str,
+) -> M:
+    """Check parsed data against ``model`` and then ``semantic``; raise ``error`` listing every
+    problem, each with its line when the data came from a file. ``keys`` is the message prefix
+    (``<keys>.not_a_mapping``)."""
+    if not isinstance(data, dict):
+        raise error(errors=[FieldError("", f"{keys}.not_a_mapping")])
+    try:
+        parsed = model.model_validate(data)
+    except ValidationError as exc:
+        errors = field_errors(exc.errors(include_url=False), model=model)
+        raise error(errors=_with_lines(errors, node)) from None
+    problems = semantic(parsed)
+    if problems:
+        raise error(errors=_with_lines(problems, node))
+    return parsed
+
+
+def parse_document(
+    text: str,
+    *,
+    model: type[M],
+    semantic: Callable[[M], list[FieldError]],
+    error: type[InvalidInput],
+    keys: str,
+) -> M:
+    """A document's text (YAML or JSON), checked as ``validate_document`` does; an empty text
+    is ``<keys>.empty_file``."""
+    if not text.strip():
+        raise error(errors=[FieldError("", f"{keys}.empty_file")])
+    try:
+        data, node = load_document(text)
+    except InvalidProgram as failure:  # the YAML reader of the program files
+        raise error(errors=failure.errors) from None
+    return validate_document(data, node, model=model, semantic=semantic, error=error, keys=keys)
