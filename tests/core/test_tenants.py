@@ -94,7 +94,9 @@ def test_a_key_authenticates_as_its_role_and_tenant(
 
     principal = authenticate(database, issued.secret)
 
-    assert principal == Principal(key_id=issued.id, role=role, tenant_id=tenant_id, name="till 3")
+    assert principal == Principal(
+        key_id=issued.id, role=role, tenant_id=tenant_id, name="till 3", timezone="Asia/Shanghai"
+    )
     assert principal.actor == f"key:{issued.id}"
 
 

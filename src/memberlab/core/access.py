@@ -92,6 +92,7 @@ class Principal:
     role: Role
     tenant_id: int | None
     name: str = ""
+    timezone: str | None = None  # the tenant's, read with the key (None: not known here)
 
     @property
     def actor(self) -> str:

@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from memberlab.core.access import TENANT_ROLES, Principal, Role
@@ -149,13 +149,37 @@ def revoke_key(session: Session, *, key_id: int, tenant_id: int | None, now: dat
     return key
 
 
+_keys = ApiKey.__table__
+_tenants = Tenant.__table__
+# Every API request runs this: one prebuilt statement on the connection, which also reads
+# the tenant's time zone (the ledger needs it) so no second query is made for it.
+_KEY_BY_HASH = (
+    select(
+        _keys.c.id,
+        _keys.c.role,
+        _keys.c.tenant_id,
+        _keys.c.name,
+        _keys.c.revoked_at,
+        _tenants.c.timezone,
+    )
+    .select_from(_keys.outerjoin(_tenants, _tenants.c.id == _keys.c.tenant_id))
+    .where(_keys.c.key_hash == bindparam("key_hash"))
+)
+
+
 def authenticate(session: Session, secret: str) -> Principal:
     """The principal a bearer key stands for; unknown and revoked keys are refused alike."""
     if not secret.startswith(KEY_PREFIX):
         raise Unauthenticated("core.auth.unknown_key")
-    key = session.scalar(select(ApiKey).where(ApiKey.key_hash == hash_key(secret)))
+    key = session.connection().execute(_KEY_BY_HASH, {"key_hash": hash_key(secret)}).first()
     if key is None:
         raise Unauthenticated("core.auth.unknown_key")
     if key.revoked_at is not None:
         raise Unauthenticated("core.auth.revoked_key")
-    return Principal(key_id=key.id, role=Role(key.role), tenant_id=key.tenant_id, name=key.name)
+    return Principal(
+        key_id=key.id,
+        role=Role(key.role),
+        tenant_id=key.tenant_id,
+        name=key.name,
+        timezone=key.timezone,
+    )

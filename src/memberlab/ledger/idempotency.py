@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Update, bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -59,11 +59,23 @@ def _check(record: IdempotencyRecord, digest: str, scope: str, key: str) -> Answ
     return Answer(record.status_code, dict(record.response or {}), replayed=True)
 
 
-def _insert_for(session: Session) -> Callable[..., Any]:
-    """The dialect's INSERT with ON CONFLICT support (PostgreSQL and SQLite both have it)."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql_insert
-    return sqlite_insert
+_records = IdempotencyRecord.__table__
+
+
+def _claim_statement(insert: Callable[..., Any]) -> Any:
+    return insert(_records).on_conflict_do_nothing().returning(_records.c.key)
+
+
+# Built once: the claim runs before every write (PostgreSQL and SQLite both have ON CONFLICT).
+_CLAIM = {
+    "postgresql": _claim_statement(postgresql_insert),
+    "sqlite": _claim_statement(sqlite_insert),
+}
+_ANSWER: Update = update(_records).where(
+    _records.c.tenant_id == bindparam("b_tenant_id"),
+    _records.c.scope == bindparam("b_scope"),
+    _records.c.key == bindparam("b_key"),
+)
 
 
 def replay_or_run(
@@ -80,34 +92,31 @@ def replay_or_run(
     digest = request_hash(payload)
     # Claim the key in one statement. A concurrent claim of the same key waits for the
     # first transaction and then inserts nothing; either way a stored answer is replayed.
-    claim = (
-        _insert_for(session)(IdempotencyRecord)
-        .values(
-            tenant_id=tenant_id,
-            scope=scope,
-            key=key,
-            request_hash=digest,
-            status_code=0,
-            response=None,
-            created_at=now,
-        )
-        .on_conflict_do_nothing()
-        .returning(IdempotencyRecord.key)
-    )
-    if session.execute(claim).first() is None:
+    connection = session.connection()
+    claim = _CLAIM[connection.dialect.name]
+    row = {
+        "tenant_id": tenant_id,
+        "scope": scope,
+        "key": key,
+        "request_hash": digest,
+        "status_code": 0,
+        "response": None,
+        "created_at": now,
+    }
+    if connection.execute(claim, row).first() is None:
         record = _stored(session, tenant_id, scope, key)
         if record is None:  # pragma: no cover - a conflicting row cannot vanish
             raise IdempotencyConflict(scope=scope, idempotency_key=key)
         return _check(record, digest, scope, key)
     status_code, body = run()
-    session.execute(
-        update(IdempotencyRecord)
-        .where(
-            IdempotencyRecord.tenant_id == tenant_id,
-            IdempotencyRecord.scope == scope,
-            IdempotencyRecord.key == key,
-        )
-        .values(status_code=status_code, response=body)
-        .execution_options(synchronize_session=False)
+    connection.execute(
+        _ANSWER,
+        {
+            "b_tenant_id": tenant_id,
+            "b_scope": scope,
+            "b_key": key,
+            "status_code": status_code,
+            "response": body,
+        },
     )
     return Answer(status_code, body)

@@ -50,14 +50,14 @@ IdempotencyKey = Annotated[
 
 
 def ledger_context(ctx: RequestContext) -> service.LedgerContext:
-    tenant = get_tenant(ctx.session, ctx.tenant_id)
+    timezone = ctx.principal.timezone or get_tenant(ctx.session, ctx.tenant_id).timezone
     return service.LedgerContext(
         session=ctx.session,
         tenant_id=ctx.tenant_id,
         now=ctx.now,
         vault=ctx.state.vault,
         actor=ctx.principal.actor,
-        timezone=tenant.timezone,
+        timezone=timezone,
     )
 
 

@@ -13,10 +13,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from memberlab.core.db import session_tenant
 from memberlab.core.errors import Conflict, FieldError, InvalidInput, NotFound
 from memberlab.core.money import points_value, to_minor
 from memberlab.core.pii import PersonalDataVault
@@ -42,12 +43,14 @@ from memberlab.ledger.schemas import (
 from memberlab.members import service as member_service
 from memberlab.members.models import Member
 from memberlab.members.schemas import MemberCreate
+from memberlab.members.service import LedgerMember
 from memberlab.programs import rules
 from memberlab.programs import service as program_service
 from memberlab.programs.schema import BonusType, ProgramDefinition
 from memberlab.webhooks import service as webhooks
 
 FUTURE_TOLERANCE = timedelta(minutes=5)
+_orders = Order.__table__
 
 
 class LedgerRuleRefused(Conflict):
@@ -77,13 +80,13 @@ _PROGRAMS: dict[tuple[int, str], ProgramDefinition] = {}
 
 def program_at(session: Session, at: datetime) -> tuple[int, ProgramDefinition]:
     """The program in force at ``at`` (parsed once per version and process)."""
-    version = program_service.active_version(session, as_of=at)
-    cache_key = (version.id, version.sha256)
+    cache_key = program_service.version_in_force(session, as_of=at)
     program = _PROGRAMS.get(cache_key)
     if program is None:
+        version = program_service.get_version(session, cache_key[0])
         program = program_service.definition_of(version)
         _PROGRAMS[cache_key] = program
-    return version.id, program
+    return cache_key[0], program
 
 
 def refused(error: rules.RuleError, field: str | None = None) -> Exception:
@@ -120,7 +123,7 @@ class MemberWork:
     """A member's loaded state, the program, and what the operation has produced so far."""
 
     ctx: LedgerContext
-    member: Member
+    member: Member | LedgerMember
     program: ProgramDefinition
     loaded: store.Loaded
     entries: list[rules.Entry]
@@ -167,14 +170,24 @@ class MemberWork:
 
 
 def open_member(
-    ctx: LedgerContext, member: Member, at: datetime, program: ProgramDefinition | None = None
+    ctx: LedgerContext,
+    member: Member | LedgerMember,
+    at: datetime,
+    program: ProgramDefinition | None = None,
+    *,
+    locked: bool = False,
 ) -> MemberWork:
-    """Lock and load a member and bring the state up to ``at`` (under the program in force
-    at ``at``, unless the caller already has it)."""
+    """Lock (unless ``locked`` already) and load a member and bring the state up to ``at``
+    (under the program in force at ``at``, unless the caller already has it)."""
     if program is None:
         _, program = program_at(ctx.session, at)
     loaded = store.load(
-        ctx.session, tenant_id=ctx.tenant_id, member=member, program=program, now=ctx.now
+        ctx.session,
+        tenant_id=ctx.tenant_id,
+        member=member,
+        program=program,
+        now=ctx.now,
+        lock=not locked,
     )
     work = MemberWork(ctx, member, program, loaded, [], [], [], loaded.state.last_review_at)
     if loaded.is_new:
@@ -270,7 +283,7 @@ def _purchase(ctx: LedgerContext, body: PurchaseCreate) -> PurchaseResult:
         body.points_used,
         body.coupon_code,
     )
-    work = open_member(ctx, member, at, program)
+    work = open_member(ctx, member, at, program, locked=True)
     tier_before = work.state.tier
     try:
         outcome = work.take(rules.purchase(program, work.state, event))
@@ -290,23 +303,25 @@ def _purchase(ctx: LedgerContext, body: PurchaseCreate) -> PurchaseResult:
     order = outcome.order
     assert order is not None
     purchase_entry = next(e for e in outcome.entries if e.kind == "purchase")
-    ctx.session.add(
-        Order(
-            order_id=body.order_id,
-            member_pk=member.id,
-            occurred_at=at,
-            channel=body.channel,
-            store=body.store,
-            amount_paid=order.amount_paid,
-            gross=gross,
-            discount=discount,
-            points_used=body.points_used,
-            points_earned=order.points + order.bonus_points,
-            growth_earned=purchase_entry.growth,
-            coupon_code=body.coupon_code,
-            entry_seq=purchase_entry.seq,
-            record=order_to_json(order),
-        )
+    ctx.session.connection().execute(
+        _orders.insert(),
+        {
+            "tenant_id": ctx.tenant_id,
+            "order_id": body.order_id,
+            "member_pk": member.id,
+            "occurred_at": at,
+            "channel": body.channel,
+            "store": body.store,
+            "amount_paid": order.amount_paid,
+            "gross": gross,
+            "discount": discount,
+            "points_used": body.points_used,
+            "points_earned": order.points + order.bonus_points,
+            "growth_earned": purchase_entry.growth,
+            "coupon_code": body.coupon_code,
+            "entry_seq": purchase_entry.seq,
+            "record": order_to_json(order),
+        },
     )
     work.save()
     lot = next((x for x in outcome.lots if x.reference == body.order_id), None)
@@ -328,9 +343,10 @@ def _purchase(ctx: LedgerContext, body: PurchaseCreate) -> PurchaseResult:
 
 def _member_for_purchase(
     ctx: LedgerContext, body: PurchaseCreate, program: ProgramDefinition, at: datetime
-) -> tuple[Member, bool]:
+) -> tuple[Member | LedgerMember, bool]:
+    """The buyer, locked; enrolled first if the program enrols on a first purchase."""
     try:
-        return member_service.get(ctx.session, body.member_id), False
+        return member_service.get_for_ledger(ctx.session, body.member_id, lock=True), False
     except member_service.MemberNotFound:
         if not program.enrolment.enrol_on_first_purchase:
             raise
@@ -351,7 +367,8 @@ def _member_for_purchase(
             )
     except (IntegrityError, member_service.MemberConflict):
         # the same new member's first purchases arrived together: the other one enrolled it
-        return member_service.get(ctx.session, body.member_id), False
+        return member_service.get_for_ledger(ctx.session, body.member_id, lock=True), False
+    store.lock_member(ctx.session, member.id)
     return member, True
 
 
@@ -570,7 +587,7 @@ def buy_plan(ctx: LedgerContext, member_id: str, body: PlanPurchaseCreate, key: 
 
 def member_points(ctx: LedgerContext, member_id: str, *, entries: int = 50) -> PointsView:
     """Tier, balances, growth, open lots and the last entries, as of now."""
-    member = member_service.get(ctx.session, member_id)
+    member = member_service.get_for_ledger(ctx.session, member_id, lock=False)
     _, program = program_at(ctx.session, ctx.now)
     loaded = store.load(
         ctx.session,
@@ -627,25 +644,54 @@ def _lang() -> str:
     return current_language()
 
 
+_entries = LedgerEntry.__table__
+_HISTORY_COLUMNS = (
+    _entries.c.seq,
+    _entries.c.kind,
+    _entries.c.at,
+    _entries.c.reference,
+    _entries.c.points,
+    _entries.c.growth,
+    _entries.c.detail,
+)
+_MEMBER_ENTRIES = (_entries.c.tenant_id == bindparam("tenant_id")) & (
+    _entries.c.member_pk == bindparam("member_pk")
+)
+_LAST_ENTRIES = (
+    select(*_HISTORY_COLUMNS)
+    .where(_MEMBER_ENTRIES)
+    .order_by(_entries.c.seq.desc())
+    .limit(bindparam("limit"))
+)
+_LAST_ENTRIES_BEFORE = (
+    select(*_HISTORY_COLUMNS)
+    .where(_MEMBER_ENTRIES, _entries.c.seq < bindparam("before_seq"))
+    .order_by(_entries.c.seq.desc())
+    .limit(bindparam("limit"))
+)
+_BALANCE_UP_TO = select(func.coalesce(func.sum(_entries.c.points), 0)).where(
+    _MEMBER_ENTRIES, _entries.c.seq <= bindparam("seq")
+)
+
+
 def history(
-    session: Session, member: Member, *, limit: int = 100, before_seq: int | None = None
+    session: Session,
+    member: Member | LedgerMember,
+    *,
+    limit: int = 100,
+    before_seq: int | None = None,
 ) -> list[EntryView]:
     """A member's entries, newest first, each with the balance right after it."""
-    query = select(LedgerEntry).where(LedgerEntry.member_pk == member.id)
-    if before_seq is not None:
-        query = query.where(LedgerEntry.seq < before_seq)
-    rows = list(session.scalars(query.order_by(LedgerEntry.seq.desc()).limit(limit)))
+    connection = session.connection()
+    keys = {"tenant_id": session_tenant(session), "member_pk": member.id, "limit": limit}
+    if before_seq is None:
+        rows = connection.execute(_LAST_ENTRIES, keys).all()
+    else:
+        rows = connection.execute(_LAST_ENTRIES_BEFORE, {**keys, "before_seq": before_seq}).all()
     if not rows:
         return []
     # running balance: the total up to the newest row shown, walking back
-    total = (
-        session.scalar(
-            select(func.coalesce(func.sum(LedgerEntry.points), 0)).where(
-                LedgerEntry.member_pk == member.id, LedgerEntry.seq <= rows[0].seq
-            )
-        )
-        or 0
-    )
+    total = connection.execute(_BALANCE_UP_TO, {**keys, "seq": rows[0].seq}).scalar() or 0
     views = []
     for row in rows:
         views.append(

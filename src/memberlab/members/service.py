@@ -12,9 +12,10 @@ from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
+from memberlab.core.db import session_tenant
 from memberlab.core.errors import Conflict, FieldError, InvalidInput, NotFound
 from memberlab.core.pii import PersonalDataVault, mask_mobile, mask_name
 from memberlab.members.models import Member, MemberTag
@@ -130,6 +131,44 @@ def get(session: Session, member_id: str) -> Member:
     if member is None:
         raise MemberNotFound(member_id=member_id)
     return member
+
+
+@dataclass(frozen=True)
+class LedgerMember:
+    """What the ledger needs of a member (row id, id, enrolment, birthday), read in one
+    prebuilt query on the purchase path instead of the whole ORM object."""
+
+    id: int
+    member_id: str
+    enrolled_at: datetime
+    birthday_month_day: str | None
+
+
+_members = Member.__table__
+_LEDGER_MEMBER = select(
+    _members.c.id, _members.c.member_id, _members.c.enrolled_at, _members.c.birthday_month_day
+).where(
+    _members.c.tenant_id == bindparam("tenant_id"),
+    _members.c.member_id == bindparam("member_id"),
+)
+_LEDGER_MEMBER_LOCKED = _LEDGER_MEMBER.with_for_update()
+
+
+def get_for_ledger(session: Session, member_id: str, *, lock: bool) -> LedgerMember:
+    """The member, locked for this transaction when ``lock`` (on PostgreSQL: a row lock, so
+    concurrent writes for one member queue up; SQLite's write lock already serializes)."""
+    locking = lock and session.get_bind().dialect.name == "postgresql"
+    row = (
+        session.connection()
+        .execute(
+            _LEDGER_MEMBER_LOCKED if locking else _LEDGER_MEMBER,
+            {"tenant_id": session_tenant(session), "member_id": member_id},
+        )
+        .first()
+    )
+    if row is None:
+        raise MemberNotFound(member_id=member_id)
+    return LedgerMember(*row)
 
 
 def search(

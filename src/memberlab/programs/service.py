@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, func, select
 from sqlalchemy.orm import Session
 
+from memberlab.core.db import session_tenant
 from memberlab.core.errors import InvalidInput, NotFound
 from memberlab.programs.models import ProgramActivation, ProgramVersion
 from memberlab.programs.schema import ProgramDefinition
@@ -149,6 +150,34 @@ def active_version(session: Session, *, as_of: datetime) -> ProgramVersion:
     if activation is None:
         raise NoActiveProgram()
     return get_version(session, activation.version_id)
+
+
+_activations = ProgramActivation.__table__
+_versions = ProgramVersion.__table__
+_VERSION_IN_FORCE = (
+    select(_activations.c.version_id, _versions.c.sha256)
+    .join_from(_activations, _versions, _versions.c.id == _activations.c.version_id)
+    .where(
+        _activations.c.tenant_id == bindparam("tenant_id"),
+        _versions.c.tenant_id == bindparam("tenant_id"),
+        _activations.c.effective_from <= bindparam("as_of"),
+    )
+    .order_by(_activations.c.effective_from.desc(), _activations.c.id.desc())
+    .limit(1)
+)
+
+
+def version_in_force(session: Session, *, as_of: datetime) -> tuple[int, str]:
+    """(id, sha256) of the version in force at ``as_of``: one prebuilt query, for the hot
+    path that keeps parsed definitions by version (``ledger.service.program_at``)."""
+    row = (
+        session.connection()
+        .execute(_VERSION_IN_FORCE, {"tenant_id": session_tenant(session), "as_of": as_of})
+        .first()
+    )
+    if row is None:
+        raise NoActiveProgram()
+    return row.version_id, row.sha256
 
 
 def activations(session: Session) -> list[ProgramActivation]:

@@ -21,6 +21,7 @@ from memberlab.ledger import service as ledger
 from memberlab.ledger.idempotency import Answer, replay_or_run
 from memberlab.members import service as member_service
 from memberlab.members.models import Member
+from memberlab.members.service import LedgerMember
 from memberlab.programs import rules
 from memberlab.programs.schema import ProgramDefinition, Reward, RewardType
 from memberlab.rewards.models import Coupon, Redemption, RewardStock
@@ -274,7 +275,13 @@ def member_coupons(session: Session, member_id: str, *, now: datetime) -> list[C
 
 
 def use_coupon(
-    session: Session, *, member: Member, code: str, order_id: str, gross: int, at: datetime
+    session: Session,
+    *,
+    member: Member | LedgerMember,
+    code: str,
+    order_id: str,
+    gross: int,
+    at: datetime,
 ) -> Coupon:
     """Consume a coupon at checkout: it must be this member's, unused, valid, and reached."""
     coupon = session.scalar(select(Coupon).where(Coupon.code == code).with_for_update())

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from memberlab.core.db import Database
@@ -31,6 +31,7 @@ EVENT_TYPES = (
     "plan.purchased",
     "survey.invitation",  # a link to send to the member (SMS, WeChat, e-mail)
     "case.opened",  # an unhappy answer to follow up
+    "engagement.reminder",  # something of a consulting engagement falls due soon
 )
 MAX_ATTEMPTS = 8
 SIGNATURE_HEADER = "X-MemberLab-Signature"
@@ -82,17 +83,29 @@ def deactivate(session: Session, endpoint_id: int) -> WebhookEndpoint:
     return endpoint
 
 
+_endpoints = WebhookEndpoint.__table__
+_outbox = OutboxEvent.__table__
+_ACTIVE_ENDPOINTS = select(_endpoints.c.id, _endpoints.c.event_types).where(
+    _endpoints.c.tenant_id == bindparam("tenant_id"), _endpoints.c.active.is_(True)
+)
+
+
 def enqueue(
-    session: Session, *, tenant_id: int, member_id: str, notices: list[Notice], now: datetime
+    session: Session,
+    *,
+    tenant_id: int,
+    member_id: str | None,
+    notices: list[Notice],
+    now: datetime,
 ) -> int:
-    """Write one outbox row per (notice, subscribed endpoint). Returns how many."""
+    """Write one outbox row per (notice, subscribed endpoint). Returns how many.
+
+    ``member_id`` is None for events about no member (an engagement's reminder)."""
     if not notices:
         return 0
-    endpoints = session.execute(
-        select(WebhookEndpoint.id, WebhookEndpoint.event_types).where(
-            WebhookEndpoint.tenant_id == tenant_id, WebhookEndpoint.active.is_(True)
-        )
-    ).all()
+    # a prebuilt statement on the connection: this runs with nearly every purchase
+    connection = session.connection()
+    endpoints = connection.execute(_ACTIVE_ENDPOINTS, {"tenant_id": tenant_id}).all()
     if not endpoints:
         return 0
     rows = []
@@ -126,7 +139,7 @@ def enqueue(
                 }
             )
     if rows:
-        session.execute(insert(OutboxEvent), rows)
+        connection.execute(_outbox.insert(), rows)
     return len(rows)
 
 
