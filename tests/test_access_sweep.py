@@ -284,6 +284,16 @@ ROUTE_CALLS: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/engagements/{number}/changes/{code}/approve"): {
         "json": {"on": "2026-03-01", "decided_by": "intruder", "terms": INTRUDER_TERMS}
     },
+    ("POST", "/api/v1/engagements/{number}/questionnaire/link"): {"json": {}},
+    ("GET", "/api/v1/engagements/{number}/questionnaire"): {},
+    ("POST", "/api/v1/engagements/{number}/questionnaire/answers"): {
+        "json": {"answers": {"company_name": "intruder"}}
+    },
+    ("GET", "/api/v1/engagements/calendar/holidays"): {},
+    ("PUT", "/api/v1/engagements/calendar/holidays"): {
+        "json": {"text": "years:\n  2026:\n    rest_days: [2026-12-31]\n", "source": "intruder"}
+    },
+    ("DELETE", "/api/v1/engagements/calendar/holidays"): {},
     ("POST", "/api/v1/experience/cases/{case_id}/close"): {
         "json": {"resolution": "closed by intruder", "gesture_points": 10}
     },

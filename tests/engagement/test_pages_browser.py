@@ -45,3 +45,94 @@ def test_the_engagement_page_shows_payments_deliverables_and_breaches(site: Site
     breaches = [li.text for li in browser.find_elements(By.CSS_SELECTOR, "#breaches li")]
     assert any("needs_questionnaire" in b for b in breaches)
     assert "乙方应付违约金" in browser.find_element(By.ID, "owed").text
+
+
+SCRIPT = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
+
+
+def _submit_and_wait(driver) -> None:
+    """Send the form and wait for the next page (the old page's elements go stale)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = driver.find_element(By.TAG_NAME, "html")
+    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    WebDriverWait(driver, 10).until(expected_conditions.staleness_of(old))
+
+
+def _tick(driver, question: str, value: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    field = driver.find_element(By.CSS_SELECTOR, f'input[name="{question}"][value="{value}"]')
+    field.find_element(By.XPATH, "..").click()  # the label: what a thumb taps
+
+
+def test_the_client_answers_the_questionnaire_on_a_phone_once(site: Site, browser) -> None:
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    terms = json.loads(
+        json.dumps(yaml.safe_load(ENGAGEMENT_SAMPLE.read_text(encoding="utf-8")), default=str)
+    )
+    terms["contract_number"] = "ML-2026-Q"
+    site.api("POST", "/engagements", json=terms)
+    made = site.api("POST", "/engagements/ML-2026-Q/questionnaire/link", json={})
+    url = site.url + made["url"][made["url"].index("/q/") :]
+
+    browser.get(url)  # the tenant's language: zh-CN
+    assert browser.find_element(By.TAG_NAME, "h1").text == "会员项目需求调查表"
+    width = browser.execute_script("return document.documentElement.scrollWidth")
+    assert width <= browser.execute_script("return window.innerWidth")  # no sideways scrolling
+    # sending nothing: every required question says so, and nothing is stored
+    _submit_and_wait(browser)
+    assert browser.find_element(By.ID, "e-company_name").text == "请回答此题。"
+    assert browser.find_element(By.ID, "e-member_count").text == "请回答此题。"
+
+    for name, text in (("company_name", "茶语咖啡（上海）有限公司"), ("brands", "茶语"),
+                       ("store_count", "128"), ("member_count", "很多"),
+                       ("pain_points", SCRIPT), ("contact_name", "李娜"),
+                       ("contact_phone", "13800001111")):  # fmt: skip
+        browser.find_element(By.NAME, name).send_keys(text)
+    for name, value in (("industry", "food_beverage"), ("channels", "own_stores"),
+                        ("channels", "mini_program"), ("current_program", "points"),
+                        ("goals", "repeat"), ("budget", "undecided"),
+                        ("data_available", "members")):  # fmt: skip
+        _tick(browser, name, value)
+    _submit_and_wait(browser)
+    # a bad number is named; what was typed and ticked is kept
+    assert browser.find_element(By.ID, "e-member_count").text == "很多 不是数字。"
+    assert (
+        browser.find_element(By.NAME, "company_name").get_attribute("value")
+        == "茶语咖啡（上海）有限公司"
+    )
+    assert browser.find_element(By.CSS_SELECTOR, 'input[value="mini_program"]').is_selected()
+    field = browser.find_element(By.NAME, "member_count")
+    field.clear()
+    field.send_keys("35万")
+    _submit_and_wait(browser)
+
+    assert browser.find_element(By.TAG_NAME, "h1").text == "感谢您的填写！"
+    assert browser.execute_script("return window.pwned") is None
+    browser.get(url)  # one answer per link
+    assert browser.find_element(By.TAG_NAME, "h1").text == "已提交"
+
+    # the consultant reads the answers on the engagement page, the script shown as text
+    browser.get(f"{site.url}/app/engagements?lang=en")
+    browser.find_element(By.ID, "key").clear()
+    browser.find_element(By.ID, "key").send_keys(site.tenant.keys[Role.ADMIN])
+    browser.find_element(By.CSS_SELECTOR, "#login button").click()
+    wait = WebDriverWait(browser, 10)
+    wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#number option")) >= 2)
+    Select(browser.find_element(By.ID, "number")).select_by_value("ML-2026-Q")
+    wait.until(lambda d: "李娜" in d.find_element(By.ID, "answered").text)
+    rows = {
+        row.find_elements(By.TAG_NAME, "td")[0].text: row.find_elements(By.TAG_NAME, "td")[1].text
+        for row in browser.find_elements(By.CSS_SELECTOR, "#answers tbody tr")
+    }
+    assert rows["Members today (an estimate is fine)"] == "350000 members"
+    assert rows["The biggest problems in your member operations and customer experience today"] == (
+        SCRIPT
+    )
+    assert browser.execute_script("return window.pwned") is None
+    assert "through the link" in browser.find_element(By.ID, "answered").text

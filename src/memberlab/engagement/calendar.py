@@ -44,6 +44,7 @@ __all__ = [
     "CalendarFile",
     "ComputedDate",
     "DayInfo",
+    "OverrideInfo",
     "WorkingCalendar",
     "YearStatus",
     "add_calendar_days",
@@ -191,6 +192,18 @@ class ComputedDate(BaseModel):
         return "\n".join(lines)
 
 
+class OverrideInfo(BaseModel):
+    """Where a calendar's override comes from: its label, source and date, and the hash of
+    its text (the calendar's version ends with the hash's first 8 characters)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    label: str
+    source: str
+    dated: dt.date | None = None
+    sha256: str
+
+
 # --- the calendar ---------------------------------------------------------------------------
 
 
@@ -209,6 +222,7 @@ class WorkingCalendar:
     years: dict[int, YearStatus]
     rest: dict[dt.date, _Mark] = field(default_factory=dict)
     work: dict[dt.date, _Mark] = field(default_factory=dict)
+    override: OverrideInfo | None = None
     _marked_years: frozenset[int] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -369,6 +383,18 @@ class WorkingCalendar:
     ) -> ComputedDate:
         first = (start + dt.timedelta(days=1)) if start is not None else result
         years = range(first.year, result.year + 1)
+        overridden = [y for y in years if self.year_status(y).overridden]
+        if overridden and self.override is not None:
+            notes.append(
+                msg(
+                    "engagement.note.override",
+                    years=[str(y) for y in overridden],
+                    label=self.override.label,
+                    source=self.override.source,
+                    dated=self.override.dated.isoformat() if self.override.dated else "-",
+                    version=self.version,
+                )
+            )
         unpublished = [y for y in years if not self.year_status(y).published]
         for year in unpublished:
             notes.append(
@@ -537,7 +563,12 @@ def _year_entries(spec: YearSpec) -> tuple[dict[dt.date, str], dict[dt.date, str
     return rest, work
 
 
-def _build(base: CalendarFile, override: CalendarFile | None, version: str) -> WorkingCalendar:
+def _build(
+    base: CalendarFile,
+    override: CalendarFile | None,
+    version: str,
+    info: OverrideInfo | None = None,
+) -> WorkingCalendar:
     assert base.fallback is not None  # checked on load
     rest: dict[dt.date, _Mark] = {}
     work: dict[dt.date, _Mark] = {}
@@ -580,6 +611,7 @@ def _build(base: CalendarFile, override: CalendarFile | None, version: str) -> W
         years=years,
         rest=rest,
         work=work,
+        override=info,
     )
 
 
@@ -595,7 +627,11 @@ def default_calendar() -> WorkingCalendar:
 
 
 def load_calendar(
-    override: str | Path | None = None, *, text: str | None = None
+    override: str | Path | None = None,
+    *,
+    text: str | None = None,
+    source: str | None = None,
+    dated: dt.date | None = None,
 ) -> WorkingCalendar:
     """The built-in table with a user's override file merged over it.
 
@@ -606,34 +642,41 @@ def load_calendar(
     ``published`` says whether the override's year is an official schedule.
 
     The calendar's version becomes ``<built-in version>+<label>.<hash>``, so every date
-    computed with it says so. Problems raise ``DataFileError`` naming field and line.
+    computed with it says so; a date computed across a year the override touched also notes
+    the override's ``source`` (default: the file's name) and date (default: its ``compiled``).
+    Problems raise ``DataFileError`` naming field and line.
     """
     base = _builtin()
     if override is None and text is None:
         return default_calendar()
-    source = "override"
+    source_name = "override"
     if text is None:
         assert override is not None
         path = Path(override)
-        source = path.name
+        source_name = path.name
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
             raise DataFileError(
-                file=source,
+                file=source_name,
                 errors=[
                     FieldError(
-                        "", "engagement.file.unreadable", {"file": source, "reason": exc.strerror}
+                        "",
+                        "engagement.file.unreadable",
+                        {"file": source_name, "reason": exc.strerror},
                     )
                 ],
             ) from None
-    data, node = parse_data_file(text, CalendarFile, source=source)
+    data, node = parse_data_file(text, CalendarFile, source=source_name)
     errors = check_calendar_file(data, node)
     if errors:
-        raise DataFileError(file=source, errors=errors)
-    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()[:8]
+        raise DataFileError(file=source_name, errors=errors)
+    digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
     label = data.label or data.version or "override"
-    return _build(base, data, f"{_builtin_version(base)}+{label}.{digest}")
+    info = OverrideInfo(
+        label=label, source=source or source_name, dated=dated or data.compiled, sha256=digest
+    )
+    return _build(base, data, f"{_builtin_version(base)}+{label}.{digest[:8]}", info)
 
 
 # --- module-level shortcuts on the built-in calendar ----------------------------------------

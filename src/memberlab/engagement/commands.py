@@ -401,3 +401,242 @@ def evidence_check(bundle: Path = typer.Argument(..., exists=True)) -> None:
     typer.echo(report.render(current_language()))
     if not report.ok:
         raise typer.Exit(1)
+
+
+# --- the needs questionnaire ---------------------------------------------------------------------
+
+questionnaire_app = typer.Typer(
+    help="The needs questionnaire: public link, import, answers. / 需求调查表。",
+    no_args_is_help=True,
+)
+engagement_app.add_typer(questionnaire_app, name="questionnaire")
+
+
+@questionnaire_app.command("link")
+def questionnaire_link(
+    number: str = typer.Argument(..., help="Contract number. / 合同编号。"),
+    language: str | None = typer.Option(None, "--language", help="zh-CN or en (page language)."),
+    days: int | None = typer.Option(None, "--days", min=1, max=365, help="Valid for (days)."),
+    tenant: str | None = TenantOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """A public link for the client to answer the questionnaire once (replaces an open one).
+    / 生成需求调查表的公开链接（仅可提交一次）。"""
+    from memberlab.engagement.answers import issue_link
+
+    with unit_of_work(tenant) as unit:
+        engagement = service.get(unit.session, number)
+        issued = issue_link(
+            unit.session,
+            engagement,
+            base_url=unit.state.settings.resolved_public_url,
+            actor=actor(),
+            now=unit.now,
+            language=language,
+            valid_days=days,
+        )
+        url, expires, lang = issued.url, issued.link.expires_at, issued.link.language
+    if as_json:
+        print_json({"url": url, "expires_at": expires, "language": lang})
+        return
+    say("engagement.cli.link", url=url, expires=expires.isoformat(timespec="minutes"))
+
+
+@questionnaire_app.command("show")
+def questionnaire_show(
+    number: str = typer.Argument(..., help="Contract number. / 合同编号。"),
+    tenant: str | None = TenantOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """The client's answers (the latest set) and the links sent. / 查看需求调查表回答。"""
+    from memberlab.engagement.answers import view
+
+    with unit_of_work(tenant) as unit:
+        engagement = service.get(unit.session, number)
+        found = view(unit.session, engagement, lang=current_language(), now=unit.now)
+    if as_json:
+        print_json(found)
+        return
+    latest = found["latest"]
+    if latest is None:
+        say("engagement.cli.no_answers", number=number)
+    else:
+        say(
+            "engagement.cli.answered",
+            on=latest["on"],
+            by=latest["answered_by"],
+            source=t(f"engagement.page.source_{latest['source']}"),
+            seq=latest["evidence_seq"] or "-",
+        )
+        print_table(
+            [t("engagement.page.question"), t("engagement.page.answer")],
+            [(a["question"], a["text"]) for a in latest["answers"]],
+            title=found["questionnaire"]["title"],
+        )
+    for link in found["links"]:
+        say(
+            "engagement.cli.link_state",
+            created=link["created_at"][:16],
+            state=t(f"engagement.cli.link_{link['state']}"),
+            expires=link["expires_at"][:16],
+        )
+
+
+@questionnaire_app.command("import")
+def questionnaire_import(
+    number: str = typer.Argument(..., help="Contract number. / 合同编号。"),
+    file: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, help="YAML, JSON, CSV or XLSX. / 回答文件。"
+    ),
+    on: str | None = typer.Option(None, "--on", help="The day the client handed it in."),
+    answered_by: str | None = typer.Option(None, "--by", help="Who answered for the client."),
+    row: int | None = typer.Option(None, "--row", help="Sheet row, when it has several."),
+    tenant: str | None = TenantOption,
+) -> None:
+    """Import the client's answers from a file; every bad answer is named, nothing is stored
+    then. / 导入需求调查表回答（有误则逐项指出，不做任何保存）。"""
+    from memberlab.engagement.answers import import_answers, read_answers_file
+
+    found = read_answers_file(file, row=row)
+    day = _date(on, "--on") or found.on
+    with unit_of_work(tenant) as unit:
+        engagement = service.get(unit.session, number)
+        submitted = import_answers(
+            unit.session,
+            engagement,
+            found.form,
+            actor=actor(),
+            now=unit.now,
+            evidence_root=evidence_root(unit),
+            on=day,
+            answered_by=answered_by or found.answered_by,
+            lines=found.lines,
+            language=found.language,
+        )
+        on_day, seq = submitted.event.happened_on, submitted.evidence_seq
+    say(
+        "engagement.cli.answers_replayed"
+        if submitted.replayed
+        else "engagement.cli.answers_imported",
+        count=len(submitted.answers),
+        on=on_day.isoformat(),
+        seq=seq or "-",
+    )
+
+
+@questionnaire_app.command("template")
+def questionnaire_template(
+    out: Path = typer.Argument(..., dir_okay=False, help="answers.csv or answers.yaml"),
+) -> None:
+    """Write the questionnaire as a file to fill in and import (CSV for Excel, or YAML).
+    / 导出可填写后导入的需求调查表文件。"""
+    import csv
+
+    from memberlab.engagement.answers import template_rows
+    from memberlab.engagement.questionnaire import default_questionnaire
+
+    definition = default_questionnaire()
+    lang = current_language()
+    rows = template_rows(definition, lang)
+    suffix = out.suffix.lower()
+    if suffix == ".csv":
+        with out.open("w", encoding="utf-8-sig", newline="") as handle:  # Excel reads the BOM
+            writer = csv.writer(handle)
+            writer.writerow(
+                ["id", t("engagement.page.question"), t("engagement.cli.choices"), "answer"]
+            )
+            writer.writerows(rows)
+    elif suffix in (".yaml", ".yml"):
+        lines = [
+            f"# {definition.title.get(lang)} ({definition.reference})",
+            f"# {t('engagement.cli.template_hint')}",
+            "answered_by:",
+            "answered_on:",
+            "answers:",
+        ]
+        for question_id, text, hint, _ in rows:
+            comment = f"{text}" + (f" - {hint}" if hint else "")
+            lines.append(f"  {question_id}:  # {comment}")
+        out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    else:
+        raise InvalidInput(
+            errors=[
+                FieldError(
+                    "out", "core.v.choice", {"value": suffix or out.name, "expected": ".csv, .yaml"}
+                )
+            ]
+        )
+    say("engagement.cli.written", path=str(out))
+
+
+# --- the tenant's holiday table ------------------------------------------------------------------
+
+holidays_app = typer.Typer(
+    help="The tenant's holiday table over the built-in one. / 自定义节假日表。",
+    no_args_is_help=True,
+)
+engagement_app.add_typer(holidays_app, name="holidays")
+
+
+@holidays_app.command("set")
+def holidays_set(
+    file: Path = typer.Argument(
+        ..., exists=True, dir_okay=False, help="In the form of holidays_cn.yaml."
+    ),
+    source: str = typer.Option(..., "--source", help="Where the table comes from. / 来源。"),
+    tenant: str | None = TenantOption,
+) -> None:
+    """Store a holiday override (checked like the built-in table, every problem with its line);
+    every due date then uses it. / 保存自定义节假日表，到期日按其计算。"""
+    from memberlab.engagement import holidays
+
+    text = file.read_text(encoding="utf-8-sig")
+    with unit_of_work(tenant) as unit:
+        row = holidays.store(
+            unit.session, text=text, source=source, actor=actor(), now=unit.now, file_name=file.name
+        )
+        version, dated = row.calendar_version, row.dated
+    say("engagement.cli.holidays_set", version=version, source=source, dated=dated.isoformat())
+
+
+@holidays_app.command("show")
+def holidays_show(tenant: str | None = TenantOption, as_json: bool = JsonOption) -> None:
+    """The calendar in use: its version, the override and its source, the years it knows.
+    / 当前使用的工作日历。"""
+    from memberlab.engagement import holidays
+
+    with unit_of_work(tenant) as unit:
+        found = holidays.view(unit.session)
+    if as_json:
+        print_json(found)
+        return
+    say("engagement.cli.calendar", version=found["calendar_version"])
+    override = found["override"]
+    if override is None:
+        say("engagement.cli.no_override")
+    else:
+        say(
+            "engagement.cli.override",
+            label=override["label"],
+            source=override["source"],
+            dated=override["dated"],
+            by=override["uploaded_by"],
+            at=override["uploaded_at"][:16],
+        )
+    print_table(
+        [t("engagement.cli.year"), t("engagement.cli.published"), t("engagement.cli.overridden")],
+        [
+            (y["year"], "✓" if y["published"] else "-", "✓" if y["overridden"] else "-")
+            for y in found["years"]
+        ],
+    )
+
+
+@holidays_app.command("remove")
+def holidays_remove(tenant: str | None = TenantOption) -> None:
+    """Stop using the override: the built-in table alone applies. / 停用自定义节假日表。"""
+    from memberlab.engagement import holidays
+
+    with unit_of_work(tenant) as unit:
+        holidays.remove(unit.session, actor=actor(), now=unit.now)
+    say("engagement.cli.holidays_removed")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -115,8 +115,17 @@ class TeamApproved(_Payload):
 
 
 class Questionnaire(_Payload):
+    """The needs questionnaire's answers (by question id). Through a link or an import they
+    are checked against the questionnaire first (``questionnaire.check_answers``); the
+    deliverable they hand in is named, or is every deliverable of the needs-questionnaire
+    annex."""
+
     answers: dict[Annotated[str, Field(max_length=100)], Any] = Field(min_length=1)
     answered_by: Name
+    deliverable: Code | None = None
+    source: Literal["link", "import", "manual"] | None = None
+    questionnaire: Annotated[str, Field(max_length=80)] | None = None  # <code>@<version>
+    language: Literal["zh-CN", "en"] | None = None
 
 
 class Completed(_Payload):

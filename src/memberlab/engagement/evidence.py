@@ -85,6 +85,7 @@ class Kind(StrEnum):
     PAYMENT = "payment"  # 付款凭证
     CHANGE = "change"  # 变更、补充协议
     CONTRACT = "contract"  # 合同
+    QUESTIONNAIRE = "questionnaire"  # 需求调查表 (the client's answers)
     OTHER = "other"
 
 

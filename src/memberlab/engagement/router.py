@@ -16,7 +16,8 @@ from memberlab.core.access import Permission
 from memberlab.core.i18n import current_language
 from memberlab.core.tenants import get_tenant
 from memberlab.core.web import RequestContext, requires
-from memberlab.engagement import service
+from memberlab.engagement import answers, holidays, service
+from memberlab.engagement.calendar import WorkingCalendar, default_calendar
 from memberlab.engagement.definition import validate_definition
 from memberlab.engagement.events import EventKind
 from memberlab.engagement.status import EngagementStatus, describe_breach
@@ -75,6 +76,7 @@ def status_view(found: EngagementStatus, lang: str) -> dict[str, Any]:
                 "due": s.due.date.isoformat() if s.due else None,
                 "due_provisional": s.due.provisional if s.due else None,
                 "due_rule": s.due.describe(lang) if s.due else None,  # type: ignore[arg-type]
+                "due_calendar_version": s.due.calendar_version if s.due else None,
                 "days_overdue": s.days_overdue,
             }
             for s in found.schedule.instalments
@@ -121,6 +123,24 @@ def status_view(found: EngagementStatus, lang: str) -> dict[str, Any]:
         ],
         "penalties_owed": {k: money(v) for k, v in found.penalties_total.items()},
         "warnings": [w.render(lang) for w in found.warnings],  # type: ignore[arg-type]
+        "calendar": calendar_view(found.calendar),
+    }
+
+
+def calendar_view(calendar: WorkingCalendar | None) -> dict[str, Any]:
+    """The working-day calendar dates were computed on: its version and its override."""
+    calendar = calendar or default_calendar()
+    override = calendar.override
+    return {
+        "version": calendar.version,
+        "override": {
+            "label": override.label,
+            "source": override.source,
+            "dated": override.dated.isoformat() if override.dated else None,
+            "sha256": override.sha256,
+        }
+        if override
+        else None,
     }
 
 
@@ -140,6 +160,40 @@ def create(body: dict[str, Any], ctx: Manage) -> dict[str, Any]:
 @router.get("", summary="Every engagement")
 def list_all(ctx: Read) -> list[dict[str, Any]]:
     return [_summary(e) for e in service.list_engagements(ctx.session)]
+
+
+# --- the tenant's holiday table (before "/{number}": these paths are not contract numbers) ----
+
+
+class HolidaysIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(description="The override, in the form of holidays_cn.yaml (YAML).")
+    source: str = Field(description="Where the table comes from: a notice, a company policy.")
+    file_name: str | None = Field(default=None, max_length=300)
+
+
+@router.get("/calendar/holidays", summary="The working-day calendar: built-in table and override")
+def get_holidays(ctx: Read) -> dict[str, Any]:
+    return holidays.view(ctx.session)
+
+
+@router.put(
+    "/calendar/holidays",
+    summary="Store the tenant's holiday override (checked; every problem with its line)",
+)
+def put_holidays(body: HolidaysIn, ctx: Manage) -> dict[str, Any]:
+    holidays.store(
+        ctx.session, text=body.text, source=body.source, actor=ctx.principal.actor,
+        now=ctx.now, file_name=body.file_name,
+    )  # fmt: skip
+    return holidays.view(ctx.session)
+
+
+@router.delete("/calendar/holidays", summary="Remove the override: the built-in table applies")
+def delete_holidays(ctx: Manage) -> dict[str, Any]:
+    holidays.remove(ctx.session, actor=ctx.principal.actor, now=ctx.now)
+    return holidays.view(ctx.session)
 
 
 @router.get("/{number}", summary="One engagement with the terms in force")
@@ -241,15 +295,18 @@ def approve_change(number: str, code: str, body: ChangeApproval, ctx: Manage) ->
 def get_reminders(
     number: str, ctx: Read, days: Annotated[int, Query(ge=1, le=366)] = 7
 ) -> list[dict[str, Any]]:
+    from memberlab.engagement.jobs import reminder_key, sent_reminders
     from memberlab.engagement.status import reminders
 
     engagement = service.get(ctx.session, number)
     found = service.status(ctx.session, engagement, _today(ctx))
     spec = service.terms(ctx.session, engagement)
     lang = current_language()
+    sent = {r.key: r.sent_at for r in sent_reminders(ctx.session, engagement)}
     return [
         {"on": r.on.isoformat(), "kind": r.kind, "subject": r.subject, "side": r.side,
-         "message": r.message().render(lang)}  # type: ignore[arg-type]
+         "message": r.message().render(lang),  # type: ignore[arg-type]
+         "sent_at": sent[reminder_key(r)].isoformat() if reminder_key(r) in sent else None}
         for r in reminders(spec, found, days=days)
     ]  # fmt: skip
 
@@ -353,3 +410,72 @@ def verify_evidence(number: str, ctx: Read) -> dict[str, Any]:
         ],
         "report": report.render(lang),
     }
+
+
+# --- the needs questionnaire -------------------------------------------------------------------
+
+
+class LinkIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    language: str | None = Field(default=None, description="zh-CN or en (default: the tenant's)")
+    valid_days: int | None = Field(default=None, ge=1, le=365)
+
+
+class AnswersIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    answers: dict[str, Any] = Field(description="Question id -> answer (text, number, list).")
+    on: dt.date | None = None
+    answered_by: str | None = Field(default=None, max_length=100)
+    language: str | None = None
+
+
+@router.post(
+    "/{number}/questionnaire/link",
+    status_code=status.HTTP_201_CREATED,
+    summary="A public link to the needs questionnaire (replaces the link still open)",
+)
+def questionnaire_link(number: str, body: LinkIn, ctx: Manage) -> dict[str, Any]:
+    engagement = service.get(ctx.session, number)
+    issued = answers.issue_link(
+        ctx.session, engagement, base_url=ctx.state.settings.resolved_public_url,
+        actor=ctx.principal.actor, now=ctx.now, language=body.language,
+        valid_days=body.valid_days,
+    )  # fmt: skip
+    link = issued.link
+    return {
+        "id": link.id,
+        "url": issued.url,
+        "language": link.language,
+        "expires_at": link.expires_at.isoformat(),
+        "questionnaire": link.questionnaire["code"] + "@" + str(link.questionnaire["version"]),
+    }
+
+
+@router.get("/{number}/questionnaire", summary="The needs questionnaire's answers and links")
+def questionnaire_answers(number: str, ctx: Read) -> dict[str, Any]:
+    engagement = service.get(ctx.session, number)
+    return answers.view(ctx.session, engagement, lang=current_language(), now=ctx.now)
+
+
+@router.post(
+    "/{number}/questionnaire/answers",
+    summary="Import the questionnaire's answers (checked; the same answers again change nothing)",
+)
+def import_questionnaire(number: str, body: AnswersIn, ctx: Manage) -> JSONResponse:
+    from memberlab.engagement.questionnaire import form_of
+
+    engagement = service.get(ctx.session, number)
+    submitted = answers.import_answers(
+        ctx.session, engagement, {k: form_of(v) for k, v in body.answers.items()},
+        actor=ctx.principal.actor, now=ctx.now, evidence_root=_evidence_root(ctx), on=body.on,
+        answered_by=body.answered_by, language=body.language,
+    )  # fmt: skip
+    event = submitted.event
+    return JSONResponse(
+        {"event_id": event.id, "on": event.happened_on.isoformat(),
+         "answers": submitted.answers, "evidence_seq": submitted.evidence_seq},
+        status_code=status.HTTP_200_OK if submitted.replayed else status.HTTP_201_CREATED,
+        headers={"Idempotent-Replayed": "true"} if submitted.replayed else {},
+    )  # fmt: skip

@@ -14,14 +14,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from memberlab.core.errors import Conflict, FieldError, InvalidInput, NotFound
+from memberlab.engagement.calendar import WorkingCalendar
 from memberlab.engagement.definition import (
     EngagementDefinition,
     content_hash,
     validate_definition,
 )
 from memberlab.engagement.events import Event, EventKind, parse_payload
+from memberlab.engagement.holidays import tenant_calendar
 from memberlab.engagement.models import Engagement, EngagementEvent, EngagementVersion
-from memberlab.engagement.status import EngagementStatus, compute_status
+from memberlab.engagement.status import EngagementStatus, compute_status, submits
 
 
 class EngagementNotFound(NotFound):
@@ -187,7 +189,8 @@ def record(
         raise _invalid("on", "future", value=on.isoformat(), today=today.isoformat())
     spec = terms(session, engagement)
     history = events(session, engagement)
-    _check(spec, history, kind, on, parsed, today)
+    calendar = tenant_calendar(session) if kind is EventKind.PAYMENT else None
+    _check(spec, history, kind, on, parsed, today, calendar)
     row = EngagementEvent(
         engagement_pk=engagement.id,
         key=key,
@@ -213,6 +216,7 @@ def _check(
     on: dt.date,
     payload: Any,
     today: dt.date,
+    calendar: WorkingCalendar | None = None,
 ) -> None:
     """Each event must name what exists and follow what it depends on."""
     signed = next((e.on for e in history if e.kind is EventKind.SIGNED), None)
@@ -234,12 +238,9 @@ def _check(
     if kind in (EventKind.SUBMISSION, EventKind.ACCEPTANCE, EventKind.REJECTION):
         known("deliverable", payload.deliverable, deliverables)
         if kind is not EventKind.SUBMISSION:
-            wanted = payload.deliverable
-            submissions = [
-                e
-                for e in history
-                if e.kind is EventKind.SUBMISSION and e.payload.get("deliverable") == wanted
-            ]
+            wanted = spec.deliverable(payload.deliverable)
+            assert wanted is not None  # known above
+            submissions = [e for e in history if submits(e, wanted)]
             if not submissions:
                 raise _invalid("payload.deliverable", "never_submitted",
                                deliverable=payload.deliverable)  # fmt: skip
@@ -257,7 +258,9 @@ def _check(
     elif kind in (EventKind.INVOICE, EventKind.PAYMENT):
         known("instalment", payload.instalment, [i.code for i in spec.payment.instalments])
         if kind is EventKind.PAYMENT:
-            _check_payment(spec, history, on, payload)
+            _check_payment(spec, history, on, payload, calendar)
+    elif kind is EventKind.QUESTIONNAIRE:
+        known("deliverable", payload.deliverable, deliverables)
     elif kind in (EventKind.CHANGE_APPROVED, EventKind.CHANGE_REJECTED):
         requested = [e.payload.get("code") for e in history if e.kind is EventKind.CHANGE_REQUEST]
         known("code", payload.code, [c for c in requested if c])
@@ -271,10 +274,14 @@ def _check(
 
 
 def _check_payment(
-    spec: EngagementDefinition, history: list[Event], on: dt.date, payload: Any
+    spec: EngagementDefinition,
+    history: list[Event],
+    on: dt.date,
+    payload: Any,
+    calendar: WorkingCalendar | None,
 ) -> None:
     """A payment may not exceed what is still owed (on its instalment, or in all)."""
-    status = compute_status(spec, history, on)
+    status = compute_status(spec, history, on, calendar=calendar)
     amount = Decimal(str(payload.amount))
     if payload.instalment is not None:
         owed = status.schedule.status(payload.instalment).outstanding
@@ -362,7 +369,14 @@ def approve_change(
 
 
 def status(session: Session, engagement: Engagement, as_of: dt.date) -> EngagementStatus:
-    return compute_status(terms(session, engagement), events(session, engagement), as_of)
+    """Where the engagement stands on ``as_of``, on the tenant's working-day calendar (the
+    built-in holiday table with the tenant's override, if one is stored)."""
+    return compute_status(
+        terms(session, engagement),
+        events(session, engagement),
+        as_of,
+        calendar=tenant_calendar(session),
+    )
 
 
 def measure_standard(

@@ -4,7 +4,8 @@
   when a year's holiday schedule is not yet published), what was paid and what is overdue
   (``instalments.apply_payments``).
 - **Deliverables.** Due, submitted, accepted, rejected (to be submitted again) or accepted by
-  default when the client let the acceptance window pass (视为验收通过); late days.
+  default when the client let the acceptance window pass (视为验收通过); late days. The needs
+  questionnaire's answers (a ``questionnaire`` event) hand in the deliverable of that annex.
 - **Milestones.** Accepted by an explicit event, or when every deliverable of the milestone
   is accepted (on the last acceptance).
 - **Standards.** Each assessment is a round: a failing round opens an improvement round,
@@ -23,7 +24,13 @@ from decimal import Decimal
 from typing import Any
 
 from memberlab.engagement.calendar import ComputedDate, WorkingCalendar, default_calendar
-from memberlab.engagement.definition import EngagementDefinition, Side, Standard
+from memberlab.engagement.definition import (
+    Annex,
+    Deliverable,
+    EngagementDefinition,
+    Side,
+    Standard,
+)
 from memberlab.engagement.events import Event, EventKind
 from memberlab.engagement.instalments import (
     Events,
@@ -83,6 +90,7 @@ class EngagementStatus:
     standards: list[StandardState]
     breaches: list[BreachFound]
     warnings: list[Message] = field(default_factory=list)
+    calendar: WorkingCalendar | None = None  # the working-day calendar the dates used
 
     @property
     def penalties_total(self) -> dict[str, Decimal]:
@@ -117,6 +125,19 @@ def _window_end(
     return calendar.add_calendar_days(submitted, days)
 
 
+def submits(event: Event, deliverable: Deliverable) -> bool:
+    """Whether ``event`` hands ``deliverable`` in: a submission naming it, or the needs
+    questionnaire's answers (naming it, or naming none when it is of that annex)."""
+    if event.kind is EventKind.SUBMISSION:
+        return _payload(event, "deliverable") == deliverable.code
+    if event.kind is EventKind.QUESTIONNAIRE:
+        named = _payload(event, "deliverable")
+        if named is not None:
+            return named == deliverable.code
+        return deliverable.annex is Annex.NEEDS_QUESTIONNAIRE
+    return False
+
+
 def deliverable_states(
     spec: EngagementDefinition,
     events: Sequence[Event],
@@ -130,11 +151,13 @@ def deliverable_states(
         accepted: dt.date | None = None
         state = "pending"
         for event in _ordered(events):
-            if event.on > as_of or _payload(event, "deliverable") != deliverable.code:
+            if event.on > as_of:
                 continue
-            if event.kind is EventKind.SUBMISSION:
+            if submits(event, deliverable):
                 submitted, state = event.on, "submitted"
                 first_submitted = first_submitted or event.on
+            elif _payload(event, "deliverable") != deliverable.code:
+                continue
             elif event.kind is EventKind.ACCEPTANCE and submitted is not None:
                 accepted, state = event.on, "accepted"
             elif event.kind is EventKind.REJECTION and submitted is not None:
@@ -264,6 +287,7 @@ def compute_status(
         standards=standards,
         breaches=breaches,
         warnings=list(paid.warnings),
+        calendar=calendar,
     )
 
 

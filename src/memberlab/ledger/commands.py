@@ -20,6 +20,7 @@ from memberlab.core.cli_support import (
 )
 from memberlab.core.errors import FieldError, InvalidInput
 from memberlab.core.tenants import get_tenant
+from memberlab.engagement.jobs import run_jobs as run_engagement_jobs
 from memberlab.ledger.jobs import run_jobs
 from memberlab.ledger.liability import liability
 from memberlab.ledger.service import LedgerContext
@@ -51,9 +52,10 @@ def jobs_run(
     tenant: str | None = TenantOption,
     as_json: bool = JsonOption,
 ) -> None:
-    """Release, expire, review tiers, birthdays, notices up to a date; safe to repeat.
+    """Release, expire, review tiers, birthdays, notices, engagement reminders up to a date;
+    safe to repeat.
 
-    释放待入账积分、过期积分、等级复核、生日奖励、到期提醒；重复运行不会重复生效。
+    释放待入账积分、过期积分、等级复核、生日奖励、到期提醒、项目提醒；重复运行不会重复生效。
     """
     with unit_of_work(tenant) as unit:
         zone = get_tenant(unit.session, unit.tenant_id).timezone
@@ -64,10 +66,13 @@ def jobs_run(
             )
         ctx = LedgerContext(unit.session, unit.tenant_id, unit.now, unit.state.vault, actor(), zone)
         report = run_jobs(ctx, as_of=moment)
+        reminded = run_engagement_jobs(unit.session, as_of=moment)
     if as_json:
-        print_json(report)
+        print_json({**report.model_dump(mode="json"), "engagement_reminders": reminded.summary()})
     else:
         say("ledger.cli.jobs", **{**report.model_dump(), "as_of": report.as_of.isoformat()})
+        say("engagement.cli.reminders_sent", sent=reminded.sent, already=reminded.already_sent,
+            queued=reminded.queued, engagements=reminded.engagements)  # fmt: skip
 
 
 def liability_command(

@@ -12,6 +12,7 @@ from datetime import timedelta
 
 from memberlab.core.app_state import AppState
 from memberlab.core.tenants import list_tenants
+from memberlab.engagement.jobs import run_jobs as run_engagement_jobs
 from memberlab.experience.jobs import run_jobs as run_experience_jobs
 from memberlab.ledger.jobs import run_jobs
 from memberlab.ledger.service import LedgerContext
@@ -68,6 +69,12 @@ class Scheduler:
                 log.info("experience jobs for tenant %s: %s", tenant_id, invited.model_dump())
             except Exception:
                 log.exception("experience jobs failed for tenant %s", tenant_id)
+            try:
+                with self.state.database.session(tenant_id=tenant_id) as session:
+                    reminded = run_engagement_jobs(session, as_of=now)
+                log.info("engagement reminders for tenant %s: %s", tenant_id, reminded.summary())
+            except Exception:
+                log.exception("engagement reminders failed for tenant %s", tenant_id)
 
     def _loop(self) -> None:
         next_jobs = self.state.clock()
