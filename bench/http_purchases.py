@@ -2,9 +2,13 @@
 
 Targets (issue "Points and tier engine"): POST /api/v1/purchases at >= 600 requests/s with
 p99 <= 50 ms; GET /api/v1/members/{id}/points (tier, balances, 50 last entries) p99 <= 10 ms.
-Baseline measured in the same run: GET /healthz (no key, no database) with the same client
-and concurrency, so the ratio shows what a purchase costs on top of the HTTP stack.
-The load generator runs on the same 2-core machine as the server.
+Baseline measured in the same run: GET /healthz (no key, no database) with the same load
+generator and concurrency, so the ratio shows what a purchase costs on top of the HTTP stack.
+
+The server runs as ``memberlab serve --workers N`` (default 2, one per core). The load
+generator runs on the same 2-core machine: ``wrk`` (Debian's package, written in C, so it
+leaves the cores to the server) when it is installed, else an httpx client in Python,
+which needs about as much CPU per request as the server and so understates the server.
 """
 
 from __future__ import annotations
@@ -13,12 +17,16 @@ import argparse
 import asyncio
 import os
 import random
+import re
+import shutil
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 from common import postgres_schema
@@ -26,6 +34,61 @@ from common import postgres_schema
 from memberlab.core import migrate
 from memberlab.core.db import Database
 from memberlab.datasets.demo import prepare_demo
+
+# wrk's script: one purchase per request, unique order ids across wrk's threads, a random
+# member of the enrolled ones, times one second apart from a start in the past.
+PURCHASE_LUA = """
+local counter = 0
+local next_thread = 0
+function setup(thread)
+  thread:set("thread_id", next_thread)
+  next_thread = next_thread + 1
+end
+function init(args)
+  key = args[1]; members = tonumber(args[2]); start = tonumber(args[3])
+  math.randomseed(1000 + thread_id)
+end
+request = function()
+  counter = counter + 1
+  local at = os.date("!%Y-%m-%dT%H:%M:%SZ", start + counter * 8 + thread_id)
+  local body = string.format(
+    '{"member_id":"B%06d","order_id":"wrk-%d-%d","occurred_at":"%s","channel":"mini_program",'
+    .. '"lines":[{"sku":"tea-1","category":"tea","quantity":1,"amount":"%d.%02d"}]}',
+    math.random(0, members - 1), thread_id, counter, at,
+    math.random(9, 98), math.random(0, 99))
+  return wrk.format("POST", "/api/v1/purchases",
+    {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. key}, body)
+end
+"""
+
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(root_pid: int) -> tuple[float, float]:
+    """CPU seconds used so far by the server (``root_pid`` and its descendants) and by every
+    PostgreSQL process: per-request CPU, which holds whatever else the machine is doing."""
+    stats: dict[int, tuple[int, str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            text = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = text[text.index("(") + 1 : text.rindex(")")]
+        fields = text[text.rindex(")") + 2 :].split()
+        used = (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+        stats[int(entry.name)] = (int(fields[1]), name, used)
+    server = database = 0.0
+    for pid, (_parent, name, used) in stats.items():
+        ancestor = pid
+        while ancestor in stats and ancestor != root_pid:
+            ancestor = stats[ancestor][0]
+        if ancestor == root_pid:
+            server += used
+        elif name.startswith("postgres"):
+            database += used
+    return server, database
 
 
 def free_port() -> int:
@@ -37,6 +100,43 @@ def free_port() -> int:
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# --- wrk ---------------------------------------------------------------------------------
+
+
+def _seconds(text: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}[unit]
+
+
+def run_wrk(
+    url: str, *, seconds: int, connections: int, script: str | None, args: list[str]
+) -> dict[str, float]:
+    """Requests/s, p50 and p99 (s) and non-2xx count of one wrk run."""
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
+        handle.write(script or "")
+    if script:
+        command += ["-s", handle.name]
+    command += [url, "--", *args] if script else [url]
+    try:
+        output = subprocess.run(  # noqa: S603 - our own command line
+            command, capture_output=True, text=True, check=True
+        ).stdout
+    finally:
+        Path(handle.name).unlink()
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    p50 = _seconds(re.search(r"\s50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    p99 = _seconds(re.search(r"\s99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
+    bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    errors = re.search(r"Socket errors:.*", output)
+    if bad or errors:
+        print(output, file=sys.stderr)
+    return {"rate": rate, "p50": p50, "p99": p99, "non_2xx": float(bad.group(1)) if bad else 0}
+
+
+# --- httpx (fallback load generator, and the warm-up) -----------------------------------------
 
 
 async def load(url: str, make_request, total: int, concurrency: int) -> tuple[float, list[float]]:
@@ -66,12 +166,25 @@ async def load(url: str, make_request, total: int, concurrency: int) -> tuple[fl
     return total / elapsed, latencies
 
 
+def summary(rate: float, latencies: list[float]) -> dict[str, float]:
+    return {
+        "rate": rate,
+        "p50": statistics.median(latencies),
+        "p99": percentile(latencies, 0.99),
+        "non_2xx": 0,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--requests", type=int, default=6000)
+    parser.add_argument("--seconds", type=int, default=20, help="each wrk run")
+    parser.add_argument("--requests", type=int, default=6000, help="purchases (httpx only)")
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--members", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--client", choices=["wrk", "httpx"], default=None)
     args = parser.parse_args()
+    client = args.client or ("wrk" if shutil.which("wrk") else "httpx")
     with postgres_schema() as (url, engine):
         database = Database(engine)
         migrate.upgrade(engine)
@@ -83,6 +196,7 @@ def main() -> None:
             "MEMBERLAB_DATABASE_URL": url,
             "MEMBERLAB_PORT": str(port),
             "MEMBERLAB_LANGUAGE": "en",
+            "MEMBERLAB_WORKERS": str(args.workers),
         }
         server = subprocess.Popen(
             [sys.executable, "-m", "memberlab.cli", "serve"],
@@ -92,7 +206,7 @@ def main() -> None:
         )
         base = f"http://127.0.0.1:{port}"
         try:
-            for _ in range(100):
+            for _ in range(600):  # workers import the whole CLI first: slow on a busy machine
                 try:
                     if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
                         break
@@ -128,19 +242,44 @@ def main() -> None:
                 member = f"B{rng.randrange(args.members):06d}"
                 return "GET", f"/api/v1/members/{member}/points", {"headers": headers}
 
-            # warm up: enrol every member once so views find them
+            # warm up: enrol every member once (a day before the measured purchases)
             earlier = start - timedelta(days=1)
             asyncio.run(
                 load(
                     base,
                     lambda i: purchase(10_000_000 + i, f"B{i:06d}", earlier),
                     args.members,
-                    args.concurrency,
+                    8,
                 )
             )
-            base_rate, base_lat = asyncio.run(load(base, health, args.requests, args.concurrency))
-            rate, lat = asyncio.run(load(base, purchase, args.requests, args.concurrency))
-            _, view_lat = asyncio.run(load(base, view, 1000, 1))
+            load_before = os.getloadavg()[0]
+            cpu_before = cpu_seconds(server.pid)
+            if client == "wrk":
+                baseline = run_wrk(
+                    f"{base}/healthz",
+                    seconds=10,
+                    connections=args.concurrency,
+                    script=None,
+                    args=[],
+                )
+                purchases = run_wrk(
+                    base,
+                    seconds=args.seconds,
+                    connections=args.concurrency,
+                    script=PURCHASE_LUA,
+                    args=[key, str(args.members), str(int(start.timestamp()))],
+                )
+            else:
+                baseline = summary(
+                    *asyncio.run(load(base, health, args.requests, args.concurrency))
+                )
+                purchases = summary(
+                    *asyncio.run(load(base, purchase, args.requests, args.concurrency))
+                )
+            cpu_after = cpu_seconds(server.pid)
+            # the member view, one request at a time (the latency a till sees)
+            _, view_latencies = asyncio.run(load(base, view, 2000, 1))
+            views = summary(0, view_latencies[200:])  # the first 200 warm the caches
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -149,16 +288,29 @@ def main() -> None:
                 print(problems[-3000:], file=sys.stderr)
     ms = 1000
     print(
-        f"purchases: {rate:.0f} req/s, p50 {statistics.median(lat) * ms:.1f} ms, "
-        f"p99 {percentile(lat, 0.99) * ms:.1f} ms (concurrency {args.concurrency})"
+        f"load generator: {client}; server workers: {args.workers}; "
+        f"load average before: {load_before:.2f}"
     )
     print(
-        f"baseline GET /healthz: {base_rate:.0f} req/s, p99 {percentile(base_lat, 0.99) * ms:.1f}"
-        f" ms; ratio purchases/baseline = {rate / base_rate:.3f}"
+        f"purchases: {purchases['rate']:.0f} req/s, p50 {purchases['p50'] * ms:.1f} ms, "
+        f"p99 {purchases['p99'] * ms:.1f} ms (concurrency {args.concurrency}, "
+        f"non-2xx {purchases['non_2xx']:.0f})"
+    )
+    served = baseline["rate"] * 10 + purchases["rate"] * args.seconds
+    if client == "wrk":
+        server_cpu = (cpu_after[0] - cpu_before[0]) / served * ms
+        database_cpu = (cpu_after[1] - cpu_before[1]) / served * ms
+        print(
+            f"CPU per request (health checks and purchases together): server {server_cpu:.2f} ms,"
+            f" PostgreSQL {database_cpu:.2f} ms"
+        )
+    print(
+        f"baseline GET /healthz: {baseline['rate']:.0f} req/s, p99 {baseline['p99'] * ms:.1f}"
+        f" ms; ratio purchases/baseline = {purchases['rate'] / baseline['rate']:.3f}"
     )
     print(
-        f"member view (sequential): p50 {statistics.median(view_lat) * ms:.1f} ms, "
-        f"p99 {percentile(view_lat, 0.99) * ms:.1f} ms"
+        f"member view (sequential, httpx): p50 {views['p50'] * ms:.1f} ms, "
+        f"p99 {views['p99'] * ms:.1f} ms"
     )
 
 

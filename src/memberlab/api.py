@@ -113,6 +113,14 @@ def create_app(
     return app
 
 
+def create_served_app() -> FastAPI:
+    """The app of one ``memberlab serve`` worker process: state from the settings, with the
+    scheduler (which runs the jobs only while this process holds the leadership)."""
+    from memberlab.core.cli_support import app_state
+
+    return create_app(app_state(), scheduler=True)
+
+
 def _mount_docs(app: FastAPI) -> None:
     """Swagger UI and ReDoc served from the installed fastapi-offline package (no CDN)."""
     app.mount("/static/docs", StaticFiles(directory=str(DOCS_ASSETS)), name="docs-assets")

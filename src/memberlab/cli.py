@@ -151,13 +151,16 @@ def demo(
 def serve(
     host: str | None = typer.Option(None, help="Default: MEMBERLAB_HOST (127.0.0.1)."),
     port: int | None = typer.Option(None, help="Default: MEMBERLAB_PORT (8000)."),
+    workers: int | None = typer.Option(
+        None, min=1, max=64, help="Processes. Default: MEMBERLAB_WORKERS (1)."
+    ),
 ) -> None:
     """Serve the API (after upgrading the schema). / 启动 API 服务。"""
     migrate.upgrade(app_state().database.bind)
-    _serve(host, port)
+    _serve(host, port, workers)
 
 
-def _serve(host: str | None, port: int | None) -> None:
+def _serve(host: str | None, port: int | None, workers: int | None = None) -> None:
     import uvicorn
 
     from memberlab.api import create_app
@@ -165,10 +168,26 @@ def _serve(host: str | None, port: int | None) -> None:
     settings = get_settings()
     host = host or settings.host
     port = port or settings.port
+    workers = workers or settings.workers
     url = f"http://{host}:{port}"
     say("core.demo.serving", url=url)
     say("core.demo.try", url=url)
-    uvicorn.run(create_app(app_state(), scheduler=True), host=host, port=port, log_level="warning")
+    if workers == 1:
+        app_ = create_app(app_state(), scheduler=True)
+        uvicorn.run(app_, host=host, port=port, log_level="warning")
+        return
+    # several processes: each builds its app from the settings (the environment)
+    uvicorn.run(
+        "memberlab.api:create_served_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        # a worker imports the whole CLI before it answers: give it time on a busy machine
+        # (uvicorn's 5 s default restarts slow starters forever)
+        timeout_worker_healthcheck=60,
+    )
 
 
 def main() -> None:

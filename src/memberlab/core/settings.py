@@ -48,6 +48,15 @@ class Settings(BaseSettings):
     )
     host: str = "127.0.0.1"
     port: int = 8000
+    workers: int = Field(
+        default=1,
+        ge=1,
+        le=64,
+        description=(
+            "Server processes for `memberlab serve` (about one per core on PostgreSQL; "
+            "one scheduler leads among them)."
+        ),
+    )
     model_dir: Path | None = Field(
         default=None,
         description="Folder for trained models, e.g. Chinese sentiment (default data_dir/models).",

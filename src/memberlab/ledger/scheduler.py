@@ -11,6 +11,7 @@ import threading
 from datetime import timedelta
 
 from memberlab.core.app_state import AppState
+from memberlab.core.leadership import Leadership
 from memberlab.core.tenants import list_tenants
 from memberlab.engagement.jobs import run_jobs as run_engagement_jobs
 from memberlab.experience.jobs import run_jobs as run_experience_jobs
@@ -35,6 +36,8 @@ class Scheduler:
         self.webhooks_every = webhooks_every
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        # with several server processes, only the one holding this runs jobs and deliveries
+        self.leadership = Leadership(state.database.engine)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._loop, name="memberlab-scheduler", daemon=True)
@@ -44,6 +47,7 @@ class Scheduler:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        self.leadership.release()
 
     def run_jobs_once(self) -> None:
         now = self.state.clock()
@@ -80,6 +84,14 @@ class Scheduler:
         next_jobs = self.state.clock()
         while not self._stop.is_set():
             now = self.state.clock()
+            try:
+                leading = self.leadership.acquire()
+            except Exception:
+                log.exception("could not ask for the scheduler's leadership")
+                leading = False
+            if not leading:  # another server process runs the jobs; ask again next tick
+                self._stop.wait(self.webhooks_every.total_seconds())
+                continue
             if now >= next_jobs:
                 self.run_jobs_once()
                 next_jobs = now + self.jobs_every
