@@ -253,7 +253,6 @@ def main() -> None:
                 )
             )
             load_before = os.getloadavg()[0]
-            cpu_before = cpu_seconds(server.pid)
             if client == "wrk":
                 baseline = run_wrk(
                     f"{base}/healthz",
@@ -262,6 +261,7 @@ def main() -> None:
                     script=None,
                     args=[],
                 )
+                cpu_before = cpu_seconds(server.pid)
                 purchases = run_wrk(
                     base,
                     seconds=args.seconds,
@@ -273,6 +273,7 @@ def main() -> None:
                 baseline = summary(
                     *asyncio.run(load(base, health, args.requests, args.concurrency))
                 )
+                cpu_before = cpu_seconds(server.pid)
                 purchases = summary(
                     *asyncio.run(load(base, purchase, args.requests, args.concurrency))
                 )
@@ -296,14 +297,13 @@ def main() -> None:
         f"p99 {purchases['p99'] * ms:.1f} ms (concurrency {args.concurrency}, "
         f"non-2xx {purchases['non_2xx']:.0f})"
     )
-    served = baseline["rate"] * 10 + purchases["rate"] * args.seconds
-    if client == "wrk":
-        server_cpu = (cpu_after[0] - cpu_before[0]) / served * ms
-        database_cpu = (cpu_after[1] - cpu_before[1]) / served * ms
-        print(
-            f"CPU per request (health checks and purchases together): server {server_cpu:.2f} ms,"
-            f" PostgreSQL {database_cpu:.2f} ms"
-        )
+    served = purchases["rate"] * args.seconds if client == "wrk" else args.requests
+    server_cpu = (cpu_after[0] - cpu_before[0]) / served * ms
+    database_cpu = (cpu_after[1] - cpu_before[1]) / served * ms
+    print(
+        f"CPU per purchase: server {server_cpu:.2f} ms, PostgreSQL {database_cpu:.2f} ms "
+        f"(capacity of 2 cores at this cost: {2000 / (server_cpu + database_cpu):.0f}/s)"
+    )
     print(
         f"baseline GET /healthz: {baseline['rate']:.0f} req/s, p99 {baseline['p99'] * ms:.1f}"
         f" ms; ratio purchases/baseline = {purchases['rate'] / baseline['rate']:.3f}"
