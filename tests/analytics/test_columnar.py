@@ -13,10 +13,11 @@ from polars.testing import assert_frame_equal
 
 from memberlab.analytics import cohorts as cohorts_module
 from memberlab.analytics import columnar
-from memberlab.analytics.churn import churn_features
+from memberlab.analytics.churn import churn_features, churn_labels
 from memberlab.analytics.cohorts import cohort_matrices
 from memberlab.analytics.columnar import (
     MemberCodes,
+    Prepared,
     first_index,
     group_max,
     group_min,
@@ -40,6 +41,7 @@ from memberlab.analytics.tiers import (
     tier_distribution,
     tier_migration,
     tier_performance,
+    tier_progress,
     time_to_upgrade,
 )
 
@@ -483,3 +485,49 @@ def test_tiers_do_not_depend_on_row_order():
 
     for one, two in zip(run(False), run(True), strict=True):
         assert_frame_equal(one, two)
+
+
+def test_prepared_transactions_give_the_results_of_the_frame():
+    # every analysis of the transactions, on the frame and on one Prepared of it shared by
+    # all of them (days up to the last day and earlier ones, which take part of the rows)
+    transactions = random_transactions(16)
+    members = random_members(transactions)
+    history = pl.DataFrame(
+        {
+            "member_id": transactions["member_id"].drop_nulls().head(700),
+            "at": random_ledger(17)["at"].head(700),
+            "tier": np.random.default_rng(18).choice(["green", "gold", "sprout"], 700),
+        }
+    )
+    thresholds = [("sprout", 0.0), ("green", 200.0), ("gold", 900.0)]
+    zone = "Asia/Shanghai"
+
+    def run(txs: pl.DataFrame | Prepared) -> list[pl.DataFrame]:
+        results = []
+        for day in (date(2024, 12, 31), date(2024, 3, 15)):
+            results += [
+                rfm_table(txs, as_of=day, time_zone=zone),
+                rfm_table(txs, as_of=day, window_days=90, time_zone=zone),
+                segment_movement(txs, date_a=day - timedelta(days=60), date_b=day).long,
+                tier_progress(txs, thresholds, as_of=day, time_zone=zone),
+                members_near_next_tier(txs, thresholds, as_of=day, within=0.5, time_zone=zone),
+                tier_performance(txs, history, as_of=day, members=members, tiers=["sprout"]),
+                churn_features(txs, cutoff=day, members=members, time_zone=zone),
+                churn_labels(txs, cutoff=day - timedelta(days=90), time_zone=zone),
+                points_cohorts(random_ledger(19), transactions=txs, time_zone=zone).cohorts,
+            ]
+            for by in ("join_month", "first_channel", "first_store", "tier"):
+                for as_of in (None, day):
+                    matrices = cohort_matrices(
+                        txs, members=members, by=by, as_of=as_of, time_zone=zone
+                    )
+                    results.append(matrices.long)
+        return results
+
+    prepared = Prepared(transactions)
+    for one, two in zip(run(transactions), run(prepared), strict=True):
+        assert_frame_equal(one, two)
+    assert repr(prepared) == "Prepared(6000 rows, 2 kept)"  # the rows, in each time zone
+    prepared.forget()
+    day = date(2024, 3, 15)
+    assert_frame_equal(rfm_table(prepared, as_of=day), rfm_table(transactions, as_of=day))

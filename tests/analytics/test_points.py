@@ -238,6 +238,22 @@ def test_deferred_revenue_from_the_ledger():
     assert given.deferred_revenue == Decimal("18.00")
 
 
+def test_deferred_revenue_reuses_the_cohorts_worked_out_already():
+    history = patterned_ledger()
+    day = date(2024, 12, 31)
+    cohorts = points_cohorts(history, as_of=day)
+
+    for rate in ("forecast", "historical", 0.9):
+        again = deferred_revenue(history, value_per_point="0.01", as_of=day, rate=rate)
+        reused = deferred_revenue(
+            history, value_per_point="0.01", as_of=day, rate=rate, cohorts=cohorts
+        )
+        assert reused == again
+    # cohorts of another day are refused
+    with pytest.raises(InvalidInput):
+        deferred_revenue(history, value_per_point="0.01", as_of=date(2024, 11, 30), cohorts=cohorts)
+
+
 def test_rates_outside_zero_to_one_are_refused():
     with pytest.raises(InvalidInput):
         ifrs15_view(100, "0.01", 1.2)

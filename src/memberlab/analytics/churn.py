@@ -76,6 +76,7 @@ from memberlab.analytics.rfm import (
     DayLike,
     Frame,
     PurchaseRows,
+    Transactions,
     as_day,
     day_number,
     day_of,
@@ -168,7 +169,7 @@ class ChurnModel:
 
 
 def churn_features(
-    transactions: Frame,
+    transactions: Transactions,
     *,
     cutoff: DayLike,
     members: Frame | None = None,
@@ -190,7 +191,7 @@ def churn_features(
 
 
 def churn_labels(
-    transactions: Frame,
+    transactions: Transactions,
     *,
     cutoff: DayLike,
     horizon_days: int = 90,
@@ -207,7 +208,7 @@ def churn_labels(
 
 
 def churn_model(
-    transactions: Frame,
+    transactions: Transactions,
     *,
     train_cutoff: DayLike | None = None,
     validation_cutoff: DayLike | None = None,
@@ -263,10 +264,14 @@ def churn_model(
     x_valid, y_valid, _ = _dataset(sources, valid, horizon_days, scale, active_within_days)
     for y, cutoff_day in ((y_train, train), (y_valid, valid)):
         _check_classes(y, cutoff_day)
+    # handed over: the two feature matrices are let go as soon as they are done with (a few
+    # hundred MB on a million members, while the scores are worked out)
+    matrices = [x_train, x_valid]
+    del x_train, x_valid
     with threadpool_limits(limits=threads, user_api="openmp"):
         fitted = _model_and_scores(
             sources,
-            (x_train, y_train, x_valid, y_valid, names),
+            (matrices, y_train, y_valid, names),
             score,
             scale,
             active_within_days,
@@ -324,7 +329,7 @@ class _Sources:
     @classmethod
     def prepare(
         cls,
-        transactions: Frame,
+        transactions: Transactions,
         members: Frame | None,
         tier_history: Frame | None,
         tiers: Sequence[str] | None,
@@ -335,7 +340,7 @@ class _Sources:
         until: date | None,
     ) -> _Sources:
         limit = None if until is None else day_number(until)
-        rows = purchase_rows(transactions, until=until, time_zone=time_zone)
+        rows = purchase_rows(transactions, until=until, time_zone=time_zone, orders=False)
         days = _Days.of(rows)
         last = int(rows.day.max()) if rows.day.size else 0
         lookup = rows.members
@@ -818,7 +823,7 @@ def _dataset(
 
 def _model_and_scores(
     sources: _Sources,
-    data: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, list[str]],
+    data: tuple[list[np.ndarray], np.ndarray, np.ndarray, list[str]],
     score: int,
     scale: ExperienceScale,
     active_within_days: int | None,
@@ -830,9 +835,15 @@ def _model_and_scores(
     random_state: int,
 ) -> tuple[HistGradientBoostingClassifier, np.ndarray, pl.DataFrame, pl.DataFrame]:
     """Fit at the training cutoff, predict and explain at the validation cutoff, then
-    score the latest cutoff (with the model refitted at the validation cutoff)."""
-    x_train, y_train, x_valid, y_valid, names = data
+    score the latest cutoff (with the model refitted at the validation cutoff).
+
+    ``data``: ``[x_train, x_valid]`` (emptied: the matrices go once used), ``y_train,
+    y_valid, names``."""
+    matrices, y_train, y_valid, names = data
+    x_train, x_valid = matrices
+    matrices.clear()
     model = _fit(x_train, y_train, max_train_rows, rng, random_state)
+    del x_train
     p_valid = model.predict_proba(x_valid)[:, 1]
     sample = _sample(x_valid.shape[0], importance_rows, rng)
     importance = permutation_importance(
@@ -851,6 +862,7 @@ def _model_and_scores(
         }
     ).sort("importance", "feature", descending=[True, False])
     final = _fit(x_valid, y_valid, max_train_rows, rng, random_state) if refit else model
+    del x_valid
     scored = sources.features(score, scale, active_within_days)
     risk = final.predict_proba(_matrix(scored, names))[:, 1]
     scores = (
@@ -870,8 +882,12 @@ def _fit(
     x: np.ndarray, y: np.ndarray, max_rows: int, rng: np.random.Generator, seed: int
 ) -> HistGradientBoostingClassifier:
     rows = _sample(x.shape[0], max_rows, rng)
+    # A rate of 0.2 stops early after about half the trees of 0.1 (40-50 instead of 90 on
+    # the demo world's million members), which halves fitting and every prediction (the
+    # permutation importance predicts 80 times) for the same validation AUC (0.9196 vs
+    # 0.9197, its standard error there about 0.0003).
     model = HistGradientBoostingClassifier(
-        learning_rate=0.1,
+        learning_rate=0.2,
         max_iter=200,
         max_leaf_nodes=31,
         min_samples_leaf=50,

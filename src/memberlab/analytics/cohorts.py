@@ -48,6 +48,7 @@ from memberlab.analytics.rfm import (
     DayLike,
     Frame,
     PurchaseRows,
+    Transactions,
     as_day,
     day_number,
     day_of,
@@ -88,7 +89,7 @@ class CohortMatrices:
 
 
 def cohort_matrices(
-    transactions: Frame,
+    transactions: Transactions,
     *,
     members: Frame | None = None,
     by: str = "join_month",
@@ -135,7 +136,7 @@ def cohort_matrices(
 
     # Everything below works on member codes: the row each member belongs to (its start
     # month and cohort), then sums over the rows and the member-months with a purchase.
-    month = month_numbers(rows.day)
+    month = rows.cached("month", lambda: month_numbers(rows.day))
     groups = _groups(rows, month, members, start, by, time_zone, as_of_day)
     counted = groups.m0 <= last_month
     code, m0, row = groups.code[counted], groups.m0[counted], groups.row[counted]
@@ -372,7 +373,7 @@ def _activity(
         return (found[keep] >> 32) * width + period[keep], keep
 
     # member-months with a purchase
-    member, when = _purchase_months(rows, month)
+    member, when = rows.cached("purchase_months", lambda: _purchase_months(rows, month))
     where, _ = cell(member, when)
     active = np.bincount(where, minlength=cells)
     where, keep = cell(rows.codes, month.astype(np.int64))

@@ -15,13 +15,17 @@ times over. These kernels do each once per call, with plain integer arithmetic:
   would collide on 128 bits about once in 10^26 runs with a million members).
 - Per-member sums, counts, minima and maxima over those codes are ``numpy.bincount`` and
   ``ufunc.at`` calls: one pass each, no hashing, no sort.
+- ``Prepared``: a frame with what the analyses derive from it, kept between analyses, so
+  that several analyses of the same transactions convert and hash them once, not once each.
 
 Everything here is exact: the results are those of the Polars expressions they replace.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import numpy as np
 import polars as pl
@@ -30,8 +34,10 @@ from memberlab.core.errors import FieldError, InvalidInput
 
 __all__ = [
     "MemberCodes",
+    "Prepared",
     "bits_for",
     "first_index",
+    "frame_of",
     "group_max",
     "group_min",
     "hash_groups",
@@ -43,10 +49,55 @@ __all__ = [
     "small_codes",
 ]
 
+T = TypeVar("T")
 _SEEDS = (0x6D656D62, 0x6C616221)  # two independent hashes of the member id
 _PER_SECOND = {"ns": 1_000_000_000, "us": 1_000_000, "ms": 1_000}
 _MAX_HOURS = 4_000_000  # hourly offset table up to ~450 years of span; beyond, row by row
 _MAX_TABLE_DAYS = 4_000_000  # month lookup table up to ~11,000 years of span
+
+
+# --- a frame prepared once for several analyses ----------------------------------------------
+
+
+class Prepared:
+    """A frame and what the analyses work out from it (local days, member codes, amounts),
+    each worked out by the first analysis that needs it and kept for the next ones.
+
+    Every analysis that takes ``transactions`` takes a ``Prepared`` of them as well and
+    gives the same results; several analyses of the same transactions (a report, the
+    bench) then convert the timestamps and hash the member ids once instead of once each:
+
+    >>> transactions = Prepared(frame)  # doctest: +SKIP
+    >>> rfm_table(transactions, as_of=day, time_zone=zone)  # doctest: +SKIP
+    >>> cohort_matrices(transactions, by="first_store", time_zone=zone)  # doctest: +SKIP
+
+    What is kept is the size of a few columns of the frame; ``forget()`` lets it go. The
+    frame must not be changed in place while it is prepared (Polars frames seldom are).
+    """
+
+    __slots__ = ("_memo", "frame")
+
+    def __init__(self, frame: pl.DataFrame | pl.LazyFrame) -> None:
+        self.frame: pl.DataFrame = frame.collect() if isinstance(frame, pl.LazyFrame) else frame
+        self._memo: dict[Hashable, Any] = {}
+
+    def remember(self, key: Hashable, make: Callable[[], T]) -> T:
+        """The value kept under ``key``, made (and kept) the first time."""
+        if key not in self._memo:
+            self._memo[key] = make()
+        return self._memo[key]
+
+    def forget(self) -> None:
+        """Let go of everything kept (the frame stays)."""
+        self._memo.clear()
+
+    def __repr__(self) -> str:
+        return f"Prepared({self.frame.height} rows, {len(self._memo)} kept)"
+
+
+def frame_of(frame: pl.DataFrame | pl.LazyFrame | Prepared) -> pl.DataFrame | pl.LazyFrame:
+    """The frame itself, prepared or not."""
+    return frame.frame if isinstance(frame, Prepared) else frame
 
 
 # --- days and months -------------------------------------------------------------------------
@@ -160,8 +211,8 @@ class MemberCodes:
     from the rows only when asked for."""
 
     codes: np.ndarray  # int64, one per row
-    source: pl.Series  # the rows' ids
-    first_rows: np.ndarray  # a row of each code
+    source: pl.Series  # the rows' ids (or, after ``subset``, those of the rows it kept from)
+    first_rows: np.ndarray  # a row of ``source`` of each code
     hashes: tuple[np.ndarray, np.ndarray]  # the two hashes of each code's id
     _ids: pl.Series | None = None
     _by_id: np.ndarray | None = None
@@ -193,6 +244,25 @@ class MemberCodes:
         del run
         rows = order[new]
         return cls(codes, ids, rows, (first[rows], second[rows]))
+
+    def subset(self, rows: np.ndarray) -> MemberCodes:
+        """The codes of some of the rows (a mask), renumbered ``0 .. m - 1`` over the
+        members they hold, in the same order as here: a member's code may differ from the
+        one ``of`` gives those rows, which no result depends on (codes are in no
+        particular order)."""
+        codes = self.codes[rows]
+        used = np.zeros(self.n, dtype=bool)
+        used[codes] = True
+        renumber = np.cumsum(used, dtype=np.int64)
+        renumber -= 1
+        kept = np.flatnonzero(used)
+        first, second = self.hashes
+        subset = MemberCodes(
+            renumber[codes], self.source, self.first_rows[kept], (first[kept], second[kept])
+        )
+        if self._ids is not None:
+            subset._ids = self._ids.gather(kept)
+        return subset
 
     @property
     def ids(self) -> pl.Series:

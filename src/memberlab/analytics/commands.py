@@ -218,9 +218,11 @@ def analyze_rfm(
     as_json: bool = JsonOption,
 ) -> None:
     """RFM scores and segments (重要价值客户 ...), sizes and value shares. / RFM 分群。"""
+    from memberlab.analytics.columnar import Prepared
     from memberlab.analytics.rfm import rfm_table, segment_movement, segment_summary
 
-    frame, timezone = load_transactions(transactions, tenant)
+    loaded, timezone = load_transactions(transactions, tenant)
+    frame = Prepared(loaded)  # the table and the movement share the days and member codes
     day = _day(as_of, "as_of") or _today()
     table = rfm_table(frame, as_of=day, time_zone=timezone)
     summary = segment_summary(table)
@@ -339,7 +341,7 @@ def analyze_points(
     value = program.points.value_per_point if program else 0
     view = deferred_revenue(
         frames["ledger"], value_per_point=value, as_of=_today(), lots=frames["lots"],
-        time_zone=timezone,
+        time_zone=timezone, cohorts=cohorts,
     )  # fmt: skip
     written = _write(out, {"cohorts": cohorts.cohorts, "forecast": forecast.by_month}, timezone)
     result = {

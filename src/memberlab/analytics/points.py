@@ -79,6 +79,7 @@ from memberlab.analytics.fitting import FitWarning
 from memberlab.analytics.rfm import (
     DayLike,
     Frame,
+    Transactions,
     as_day,
     day_number,
     day_of,
@@ -216,7 +217,7 @@ def points_cohorts(
     ledger: Frame,
     *,
     as_of: DayLike | None = None,
-    transactions: Frame | None = None,
+    transactions: Transactions | None = None,
     kinds: Mapping[str, str] | None = None,
     time_zone: str | None = None,
 ) -> PointsCohorts:
@@ -503,15 +504,30 @@ def deferred_revenue(
     horizon_months: int = 60,
     kinds: Mapping[str, str] | None = None,
     time_zone: str | None = None,
+    cohorts: PointsCohorts | None = None,
 ) -> Ifrs15View:
     """The IFRS 15 view straight from the ledger: the outstanding points (the ledger's
     balance, or the lots' remaining points when ``lots`` are given), with the expected
     redemption rate from the forecast (default), from the resolved cohorts
     (``"historical"``; the forecast's rate when no cohort is resolved, with a warning) or
-    given as a number."""
+    given as a number.
+
+    ``cohorts``: ``points_cohorts`` of the same ledger (same ``as_of``, ``kinds`` and
+    ``time_zone``) when it was worked out already, to use it rather than work it out
+    again (the most expensive part: ``as_of`` must then be its day or left out)."""
+    if cohorts is not None and as_of is not None and as_day(as_of, "as_of") != cohorts.as_of:
+        raise InvalidInput(
+            errors=[
+                FieldError(
+                    "as_of",
+                    "analytics.points.other_cohorts",
+                    {"value": str(as_of), "cohorts": cohorts.as_of.isoformat()},
+                )
+            ]
+        )
     warnings: list[FitWarning] = []
     if isinstance(rate, int | float) and not isinstance(rate, bool):
-        history = None
+        history = cohorts  # (its balance, if given)
         expected, source = float(rate), "given"
     else:
         if rate not in ("forecast", "historical"):
@@ -524,7 +540,11 @@ def deferred_revenue(
                     )
                 ]
             )
-        history = points_cohorts(ledger, as_of=as_of, kinds=kinds, time_zone=time_zone)
+        history = (
+            cohorts
+            if cohorts is not None
+            else points_cohorts(ledger, as_of=as_of, kinds=kinds, time_zone=time_zone)
+        )
         warnings.extend(history.warnings)
         historical = history.historical_redemption_rate if rate == "historical" else None
         if historical is not None:

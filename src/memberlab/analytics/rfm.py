@@ -11,6 +11,11 @@ One row per order (or per order line; several rows of one order are fine):
 - ``order_id`` (String, optional: counts orders); ``channel``, ``store``, ``category``
   (optional, used elsewhere).
 
+Every analysis of the transactions (here and in cohorts, tiers, points and churn) takes a
+``columnar.Prepared`` of them as well: several analyses of the same transactions then
+work out the local days and member codes once rather than once each, with the same
+results.
+
 Days and months are calendar days and months of the timestamps in their own zone (UTC for
 the store's UTC timestamps), or in ``time_zone`` when one is given (e.g. the program's
 ``Asia/Shanghai``, so that a member's day is the local day). ``as_of`` is a day and is
@@ -58,17 +63,19 @@ from __future__ import annotations
 
 import calendar
 import itertools
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from typing import Literal
+from typing import Any, Literal, TypeVar
 
 import numpy as np
 import polars as pl
 
 from memberlab.analytics.columnar import (
     MemberCodes,
+    Prepared,
     bits_for,
+    frame_of,
     group_max,
     group_min,
     local_days,
@@ -92,6 +99,8 @@ Reference = Literal["mean", "median"]
 Basis = Literal["score", "value"]
 DayLike = date | datetime | str
 Frame = pl.DataFrame | pl.LazyFrame
+T = TypeVar("T")
+Transactions = Frame | Prepared  # prepared: shared by several analyses (``columnar.Prepared``)
 
 EPOCH = date(1970, 1, 1)
 NO_SEGMENT = "none"  # the "from" side of a movement for members without a purchase yet
@@ -190,7 +199,7 @@ def segments(scheme: Scheme = "cn8") -> pl.DataFrame:
 
 
 def rfm_table(
-    transactions: Frame,
+    transactions: Transactions,
     *,
     as_of: DayLike,
     window_days: int | None = None,
@@ -417,7 +426,7 @@ def segment_summary(rfm: pl.DataFrame) -> pl.DataFrame:
 
 
 def segment_movement(
-    transactions: Frame,
+    transactions: Transactions,
     *,
     date_a: DayLike,
     date_b: DayLike,
@@ -686,7 +695,7 @@ def month_of_day(day: pl.Expr) -> pl.Expr:
 
 
 def purchases(
-    transactions: Frame,
+    transactions: Transactions,
     *,
     until: date | None,
     time_zone: str | None,
@@ -695,7 +704,7 @@ def purchases(
     """The transactions as ``member_id, day (Int32), is_purchase, net (signed yuan)`` plus
     ``order_id`` when present and the ``keep`` columns that exist; rows after ``until``
     (a day, inclusive) and rows without a member or time are dropped."""
-    lazy = transactions.lazy()
+    lazy = frame_of(transactions).lazy()
     schema = require_columns(lazy, ("member_id", "occurred_at", "amount"), "transactions")
     amount = pl.col("amount").cast(pl.Float64)
     if "kind" in schema:
@@ -729,33 +738,61 @@ class PurchaseRows:
     net: np.ndarray  # float64, signed yuan
     order: np.ndarray | None  # uint64 hash of order_id, when there is one
     frame: pl.DataFrame  # the kept columns (see ``keep``), same rows
-    _purchase_days: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
-    _unique_orders: bool | None = field(default=None, repr=False)
+    # what is worked out on demand (purchase days, ...), shared by the views of ``restricted``
+    cache: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def codes(self) -> np.ndarray:
         return self.members.codes
 
+    def cached(self, key: str, make: Callable[[], T]) -> T:
+        """``make()``, worked out once for these rows (and the views of ``restricted``
+        that keep all of them). What it returns is shared: not to be changed in place."""
+        if key not in self.cache:
+            self.cache[key] = make()
+        return self.cache[key]
+
     @property
     def purchase_days(self) -> tuple[np.ndarray, np.ndarray]:
         """The distinct (member code, day) pairs of the purchases, by member then day."""
-        if self._purchase_days is None:
-            self._purchase_days = distinct_pairs(
-                self.codes[self.is_purchase], self.day[self.is_purchase]
-            )
-        return self._purchase_days
+        return self.cached(
+            "purchase_days",
+            lambda: distinct_pairs(self.codes[self.is_purchase], self.day[self.is_purchase]),
+        )
 
     def distinct_orders(self, mask: np.ndarray) -> np.ndarray:
         """Per member code, the distinct order ids (by hash) among the purchases of ``mask``."""
-        assert self.order is not None
+        order = self.order
+        assert order is not None
         n = self.members.n
-        if self._unique_orders is None:
-            hashes = np.sort(self.order[self.is_purchase])
-            self._unique_orders = not bool(np.any(hashes[1:] == hashes[:-1]))
-        if self._unique_orders:  # (``mask`` keeps purchases only)
+        if self.cached("unique_orders", lambda: _all_distinct(order[self.is_purchase])):
+            # (``mask`` keeps purchases only: a row is an order)
             return np.bincount(*masked(mask, self.codes), minlength=n)
-        pairs = pl.DataFrame({"m": self.codes[mask], "o": self.order[mask]}).unique()
+        pairs = pl.DataFrame({"m": self.codes[mask], "o": order[mask]}).unique()
         return np.bincount(pairs["m"].to_numpy(), minlength=n)
+
+    def restricted(self, until: date | None, keep: Sequence[str], orders: bool) -> PurchaseRows:
+        """These rows on or before ``until`` with the ``keep`` columns (and the order ids
+        with ``orders``), as ``purchase_rows`` gives them; the arrays themselves (and what
+        is worked out from them) when every row is kept."""
+        frame = self.frame.select(c for c in dict.fromkeys(keep) if c in self.frame.columns)
+        order = self.order if orders else None
+        inside = None if until is None else self.day <= day_number(until)
+        if inside is None or inside.all():
+            return replace(self, frame=frame, order=order)
+        return PurchaseRows(
+            members=self.members.subset(inside),
+            day=self.day[inside],
+            is_purchase=self.is_purchase[inside],
+            net=self.net[inside],
+            order=None if order is None else order[inside],
+            frame=frame.filter(pl.Series(inside)) if frame.width else frame,
+        )
+
+
+def _all_distinct(values: np.ndarray) -> bool:
+    ordered = np.sort(values)
+    return not bool(np.any(ordered[1:] == ordered[:-1]))
 
 
 def distinct_pairs(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -775,7 +812,7 @@ def distinct_pairs(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, n
 
 
 def purchase_rows(
-    transactions: Frame,
+    transactions: Transactions,
     *,
     until: date | None,
     time_zone: str | None,
@@ -784,7 +821,31 @@ def purchase_rows(
 ) -> PurchaseRows:
     """``purchases`` as arrays: member codes, local day numbers, purchase flags and net
     amounts, order id hashes (with ``orders``), and the ``keep`` columns that exist (in
-    ``frame``), for the rows with a member and a time, on or before ``until``."""
+    ``frame``), for the rows with a member and a time, on or before ``until``.
+
+    Of ``Prepared`` transactions, every row is worked out once (for each time zone) and
+    each call takes the rows it needs from them."""
+    if not isinstance(transactions, Prepared):
+        return _purchase_rows(
+            transactions, until=until, time_zone=time_zone, keep=keep, orders=orders
+        )
+    frame = transactions.frame
+    every = transactions.remember(
+        ("purchase_rows", time_zone),
+        lambda: _purchase_rows(frame, until=None, time_zone=time_zone, keep=frame.columns),
+    )
+    return every.restricted(until, keep, orders)
+
+
+def _purchase_rows(
+    transactions: Frame,
+    *,
+    until: date | None,
+    time_zone: str | None,
+    keep: Sequence[str] = (),
+    orders: bool = True,
+) -> PurchaseRows:
+    """``purchase_rows`` of a frame."""
     lazy = transactions.lazy()
     schema = require_columns(lazy, ("member_id", "occurred_at", "amount"), "transactions")
     local_date(schema, "occurred_at", time_zone)  # a clear error for a column of no time

@@ -37,7 +37,7 @@ from typing import Any, Literal
 import numpy as np
 import polars as pl
 
-from memberlab.analytics.columnar import local_days
+from memberlab.analytics.columnar import Prepared, frame_of, local_days
 from memberlab.core.errors import FieldError, InvalidInput
 
 __all__ = ["TIME_UNITS", "TimeUnit", "rfm_summary"]
@@ -81,7 +81,7 @@ def _day_expression(schema: pl.Schema, column: str) -> pl.Expr:
 
 
 def rfm_summary(
-    transactions: pl.DataFrame | pl.LazyFrame,
+    transactions: pl.DataFrame | pl.LazyFrame | Prepared,
     *,
     member_col: str = "member_id",
     time_col: str = "occurred_at",
@@ -118,7 +118,7 @@ def rfm_summary(
         raise InvalidInput(
             errors=[FieldError("time_unit", "analytics.v.time_unit", {"value": str(time_unit)})]
         )
-    lazy = transactions.lazy()
+    lazy = frame_of(transactions).lazy()
     schema = lazy.collect_schema()
     needed = [member_col, time_col] + ([amount_col] if amount_col else [])
     missing = [c for c in needed if c not in schema]

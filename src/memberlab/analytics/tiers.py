@@ -44,6 +44,7 @@ from memberlab.analytics.columnar import (
 from memberlab.analytics.rfm import (
     DayLike,
     Frame,
+    Transactions,
     add_months,
     as_day,
     day_number,
@@ -268,7 +269,7 @@ def tier_migration(
 
 
 def tier_progress(
-    transactions: Frame,
+    transactions: Transactions,
     thresholds: Sequence[tuple[str, float]],
     *,
     as_of: DayLike,
@@ -306,7 +307,7 @@ def tier_progress(
 
 
 def _progress(
-    transactions: Frame,
+    transactions: Transactions,
     thresholds: Sequence[tuple[str, float]],
     *,
     as_of: DayLike,
@@ -389,7 +390,7 @@ def _progress(
 
 
 def members_near_next_tier(
-    transactions: Frame,
+    transactions: Transactions,
     thresholds: Sequence[tuple[str, float]],
     *,
     as_of: DayLike,
@@ -516,7 +517,7 @@ def time_to_upgrade(
 
 
 def tier_performance(
-    transactions: Frame,
+    transactions: Transactions,
     tier_history: Frame,
     *,
     as_of: DayLike,
@@ -550,8 +551,12 @@ def tier_performance(
     bought_before = np.bincount(rows.codes[earlier & rows.is_purchase], minlength=n) > 0
     bought_after = np.bincount(rows.codes[after & rows.is_purchase], minlength=n) > 0
     spend = np.bincount(*masked(after, rows.codes, rows.net), minlength=n)
-    later = after & rows.is_purchase
-    pair_member, _ = distinct_pairs(rows.codes[later], rows.day[later])
+    if "purchase_days" in rows.cache:  # worked out already (prepared transactions)
+        pair_member, pair_day = rows.purchase_days
+        pair_member = pair_member[pair_day > s]
+    else:
+        later = after & rows.is_purchase
+        pair_member, _ = distinct_pairs(rows.codes[later], rows.day[later])
     days = np.bincount(pair_member, minlength=n)
     # the members holding a tier at the start and their figures (the sums below are exact:
     # the order of the members does not matter)
