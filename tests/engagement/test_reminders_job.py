@@ -133,3 +133,16 @@ def test_the_scheduler_sends_them_every_hour(state: AppState, firm: TenantWithKe
         ("standard_period", "nps"),
         ("standard_period", "repeat_rate"),
     ]
+
+
+def test_the_jobs_endpoint_sends_them_too(
+    client: TestClient, state: AppState, firm: TenantWithKeys, clock
+) -> None:
+    clock.now = MORNING
+    body = {"as_of": MORNING.isoformat()}
+    run = client.post("/api/v1/jobs/run", json=body, headers=firm.headers())
+    assert run.status_code == 200, run.text
+    assert run.json()["engagement_reminders"]["sent"] == 1
+    again = client.post("/api/v1/jobs/run", json={}, headers=firm.headers()).json()
+    assert again["engagement_reminders"]["already_sent"] == 1
+    assert len(outbox(state, firm)) == 1

@@ -14,6 +14,7 @@ from memberlab.core.errors import FieldError, InvalidInput
 from memberlab.core.i18n import current_language
 from memberlab.core.tenants import get_tenant
 from memberlab.core.web import RequestContext, requires
+from memberlab.engagement.jobs import run_jobs as run_engagement_jobs
 from memberlab.ledger import service
 from memberlab.ledger.idempotency import Answer
 from memberlab.ledger.jobs import run_jobs
@@ -221,7 +222,9 @@ def jobs(
         raise InvalidInput(
             errors=[FieldError("as_of", "ledger.v.future", {"value": as_of.isoformat()})]
         )
-    return run_jobs(ledger_context(ctx), as_of=as_of)
+    report = run_jobs(ledger_context(ctx), as_of=as_of)
+    reminded = run_engagement_jobs(ctx.session, as_of=as_of)
+    return report.model_copy(update={"engagement_reminders": reminded.summary()})
 
 
 @router.get(

@@ -172,6 +172,10 @@ class JobsReport(BaseModel):
     tier_changes: int
     birthday_bonuses: int
     notices: int
+    engagement_reminders: dict[str, Any] | None = Field(
+        default=None,
+        description="The engagements' reminders sent by the same run (sent, already_sent, items).",
+    )
 
 
 class LiabilityMonth(BaseModel):
