@@ -27,10 +27,8 @@ one column per question (by id or by the question's text) and one row per answer
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import re
-import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +42,7 @@ from memberlab.core.db import Database, session_tenant
 from memberlab.core.errors import Conflict, FieldError, InvalidInput, NotFound
 from memberlab.core.i18n import normalise_language
 from memberlab.core.tenants import get_tenant
+from memberlab.core.tokens import new_token, token_hash
 from memberlab.engagement import service
 from memberlab.engagement.definition import Annex
 from memberlab.engagement.events import EventKind
@@ -77,10 +76,6 @@ class LinkReplaced(Conflict):
 
 
 LINK_PROBLEMS = (LinkUnknown, LinkUsed, LinkExpired, LinkReplaced)
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def tenant_today(session: Session, now: dt.datetime) -> dt.date:
@@ -132,7 +127,7 @@ def issue_link(
         .values(revoked_at=now)
         .execution_options(synchronize_session=False)
     )
-    token = secrets.token_urlsafe(16)
+    token = new_token()
     link = QuestionnaireLink(
         engagement_pk=engagement.id,
         token_hash=token_hash(token),

@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from memberlab.core.errors import Conflict, NotFound
 from memberlab.core.i18n import normalise_language
+from memberlab.core.tokens import new_token, token_hash
 from memberlab.experience import journey
 from memberlab.experience.models import Survey, SurveyInvitation
 from memberlab.experience.surveys import (
@@ -50,10 +51,6 @@ LINK_PATH = "/s/"
 
 class InvitationNotFound(NotFound):
     key = "experience.link_unknown"
-
-
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
 
 
 def sampled(rate: float, *parts: str) -> bool:
@@ -98,7 +95,7 @@ def issue(
     language: str | None = None,
 ) -> Issued:
     """Write one invitation and its outbox event; the caller checks dedupe, cap and sampling."""
-    token = secrets.token_urlsafe(16)
+    token = new_token()
     lang = normalise_language(language or member.language) or "zh-CN"
     invitation = SurveyInvitation(
         survey_pk=survey.id,

@@ -124,7 +124,7 @@ def ledger_history(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before_seq: Annotated[int | None, Query(ge=1)] = None,
 ) -> list[EntryView]:
-    member = member_service.get(ctx.session, member_id)
+    member = member_service.get_for_ledger(ctx.session, member_id, lock=False)
     return service.history(ctx.session, member, limit=limit, before_seq=before_seq)
 
 
