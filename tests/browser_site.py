@@ -115,3 +115,29 @@ def browser_fixture() -> Iterator[object]:
         yield driver
     finally:
         driver.quit()
+
+
+def page_wait(driver, timeout: float = 10):
+    """A wait for pages that redraw their tables from the API: an element found
+    a moment before a redraw goes stale, so the condition is simply tried again."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    return WebDriverWait(driver, timeout, ignored_exceptions=(StaleElementReferenceException,))
+
+
+def submit_and_wait(driver) -> None:
+    """Send the page's form and wait until the browser shows the next document.
+
+    A mark is set on the old page's window; the new document has none. (Waiting
+    for the old elements to go stale races with Chromium's navigation and can
+    fail with "Node with given id does not belong to the document".)"""
+    from selenium.webdriver.common.by import By
+
+    driver.execute_script("window.memberlabOldPage = true")
+    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    page_wait(driver).until(
+        lambda d: d.execute_script(
+            "return window.memberlabOldPage === undefined && document.readyState === 'complete'"
+        )
+    )

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from browser_site import Site, browser_fixture, site_fixture
+from browser_site import Site, browser_fixture, page_wait, site_fixture, submit_and_wait
 from memberlab.core.access import Role
 
 pytestmark = pytest.mark.browser
@@ -21,7 +21,6 @@ ENGAGEMENT_SAMPLE = (
 
 def test_the_engagement_page_shows_payments_deliverables_and_breaches(site: Site, browser) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import WebDriverWait
 
     terms = json.loads(
         json.dumps(yaml.safe_load(ENGAGEMENT_SAMPLE.read_text(encoding="utf-8")), default=str)
@@ -36,7 +35,7 @@ def test_the_engagement_page_shows_payments_deliverables_and_breaches(site: Site
     # typed date formats differ by locale: set the value the field submits
     browser.execute_script("document.getElementById('as-of').value = '2026-02-20'")
     browser.find_element(By.CSS_SELECTOR, "#login button").click()
-    wait = WebDriverWait(browser, 10)
+    wait = page_wait(browser)
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#instalments tbody tr"))
 
     first = browser.find_elements(By.CSS_SELECTOR, "#instalments tbody tr")[0].text
@@ -50,17 +49,6 @@ def test_the_engagement_page_shows_payments_deliverables_and_breaches(site: Site
 SCRIPT = '<script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">'
 
 
-def _submit_and_wait(driver) -> None:
-    """Send the form and wait for the next page (the old page's elements go stale)."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    old = driver.find_element(By.TAG_NAME, "html")
-    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    WebDriverWait(driver, 10).until(expected_conditions.staleness_of(old))
-
-
 def _tick(driver, question: str, value: str) -> None:
     from selenium.webdriver.common.by import By
 
@@ -70,7 +58,7 @@ def _tick(driver, question: str, value: str) -> None:
 
 def test_the_client_answers_the_questionnaire_on_a_phone_once(site: Site, browser) -> None:
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support.ui import Select, WebDriverWait
+    from selenium.webdriver.support.ui import Select
 
     terms = json.loads(
         json.dumps(yaml.safe_load(ENGAGEMENT_SAMPLE.read_text(encoding="utf-8")), default=str)
@@ -85,7 +73,7 @@ def test_the_client_answers_the_questionnaire_on_a_phone_once(site: Site, browse
     width = browser.execute_script("return document.documentElement.scrollWidth")
     assert width <= browser.execute_script("return window.innerWidth")  # no sideways scrolling
     # sending nothing: every required question says so, and nothing is stored
-    _submit_and_wait(browser)
+    submit_and_wait(browser)
     assert browser.find_element(By.ID, "e-company_name").text == "请回答此题。"
     assert browser.find_element(By.ID, "e-member_count").text == "请回答此题。"
 
@@ -99,7 +87,7 @@ def test_the_client_answers_the_questionnaire_on_a_phone_once(site: Site, browse
                         ("goals", "repeat"), ("budget", "undecided"),
                         ("data_available", "members")):  # fmt: skip
         _tick(browser, name, value)
-    _submit_and_wait(browser)
+    submit_and_wait(browser)
     # a bad number is named; what was typed and ticked is kept
     assert browser.find_element(By.ID, "e-member_count").text == "很多 不是数字。"
     assert (
@@ -110,7 +98,7 @@ def test_the_client_answers_the_questionnaire_on_a_phone_once(site: Site, browse
     field = browser.find_element(By.NAME, "member_count")
     field.clear()
     field.send_keys("35万")
-    _submit_and_wait(browser)
+    submit_and_wait(browser)
 
     assert browser.find_element(By.TAG_NAME, "h1").text == "感谢您的填写！"
     assert browser.execute_script("return window.pwned") is None
@@ -122,7 +110,7 @@ def test_the_client_answers_the_questionnaire_on_a_phone_once(site: Site, browse
     browser.find_element(By.ID, "key").clear()
     browser.find_element(By.ID, "key").send_keys(site.tenant.keys[Role.ADMIN])
     browser.find_element(By.CSS_SELECTOR, "#login button").click()
-    wait = WebDriverWait(browser, 10)
+    wait = page_wait(browser)
     wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#number option")) >= 2)
     Select(browser.find_element(By.ID, "number")).select_by_value("ML-2026-Q")
     wait.until(lambda d: "李娜" in d.find_element(By.ID, "answered").text)

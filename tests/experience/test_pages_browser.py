@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from browser_site import Site, browser_fixture, site_fixture
+from browser_site import Site, browser_fixture, page_wait, site_fixture, submit_and_wait
 from experience_setup import GOOD_ANSWER
 from memberlab.core.access import Role
 
@@ -36,17 +36,6 @@ def _member_with_link(site: Site, member: str) -> str:
         headers={"Idempotency-Key": f"browser-{member}"},
     )
     return link["url"]
-
-
-def submit_and_wait(driver) -> None:
-    """Send the form and wait for the next page (the old page's elements go stale)."""
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
-
-    old = driver.find_element(By.TAG_NAME, "html")
-    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
-    WebDriverWait(driver, 10).until(expected_conditions.staleness_of(old))
 
 
 def _pick(driver, question: str, value: str) -> None:
@@ -82,14 +71,13 @@ def test_a_member_answers_on_a_phone_and_the_script_stays_text(site: Site, brows
 def test_the_case_list_shows_overdue_cases_and_closes_one(site: Site, browser) -> None:
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
-    from selenium.webdriver.support.ui import WebDriverWait
 
     url = _member_with_link(site, "B-2")
     httpx.post(url, data={**GOOD_ANSWER, "nps": "1", "comment": SCRIPT}).raise_for_status()
     browser.get(f"{site.url}/app/cases?lang=en")
     browser.find_element(By.ID, "key").send_keys(site.tenant.keys[Role.OPERATOR])
     browser.find_element(By.CSS_SELECTOR, "#login button").click()
-    wait = WebDriverWait(browser, 10)
+    wait = page_wait(browser)
     wait.until(
         expected_conditions.presence_of_element_located((By.CSS_SELECTOR, "#cases tr[data-case]"))
     )
@@ -104,8 +92,8 @@ def test_the_case_list_shows_overdue_cases_and_closes_one(site: Site, browser) -
 
     browser.find_element(By.ID, "overdue").click()
     wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#cases form.close"))
-    row = next(r for r in browser.find_elements(By.CSS_SELECTOR, "#cases tbody tr")
-               if SCRIPT in r.text)  # fmt: skip
+    row = wait.until(lambda d: next((r for r in d.find_elements(By.CSS_SELECTOR, "#cases tbody tr")
+                                     if SCRIPT in r.text), None))  # fmt: skip
     case_id = row.get_attribute("data-case")
     row.find_element(By.NAME, "resolution").send_keys("Called and apologised")
     row.find_element(By.CSS_SELECTOR, "form.close button").click()
