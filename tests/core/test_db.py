@@ -6,6 +6,7 @@ whatever the query looks like; nobody has to remember a ``WHERE tenant_id = ...`
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,10 +15,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import delete, func, insert, select, text, update
+from sqlalchemy import Engine, delete, func, insert, select, text, update
 from sqlalchemy.exc import IntegrityError, StatementError
 from sqlalchemy.orm import Session
 
+from conftest import POSTGRES_URL
+from memberlab.core import db as db_module
 from memberlab.core import migrate, tenants
 from memberlab.core.db import Database, TenantScopeError, create_db_engine
 from memberlab.core.models import Tenant
@@ -370,3 +373,59 @@ def test_the_raw_tables_carry_the_tenant(database: Database, two: TwoTenants) ->
     )
 
     assert [tuple(row) for row in rows] == [("A-1", two.a), ("B-1", two.b)]
+
+
+# --- PostgreSQL connections ----------------------------------------------------------------------
+
+
+def _backend_pid(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return connection.exec_driver_sql("SELECT pg_backend_pid()").scalar_one()
+
+
+def test_a_connection_the_server_closed_while_idle_is_replaced_without_an_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A restart or ``pg_terminate_backend`` leaves a dead connection in the pool; the next
+    request gets a new one instead of an error, though recently used connections are not
+    pinged."""
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 3600.0)  # no ping: the socket tells
+    engine = create_db_engine(POSTGRES_URL, pool_size=1)
+    admin = create_db_engine(POSTGRES_URL)
+    try:
+        first = _backend_pid(engine)
+        assert _backend_pid(engine) == first  # the pool reuses its connection
+        with admin.connect() as connection:
+            connection.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": first})
+        for _ in range(100):  # the server's goodbye reaches the socket
+            with admin.connect() as connection:
+                gone = connection.execute(
+                    text("SELECT count(*) = 0 FROM pg_stat_activity WHERE pid = :pid"),
+                    {"pid": first},
+                ).scalar_one()
+            if gone:
+                break
+            time.sleep(0.02)
+
+        assert _backend_pid(engine) != first
+    finally:
+        engine.dispose()
+        admin.dispose()
+
+
+def test_a_connection_idle_for_long_is_pinged_before_use(monkeypatch: pytest.MonkeyPatch) -> None:
+    pings: list[object] = []
+    monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 0.0)
+    engine = create_db_engine(POSTGRES_URL, pool_size=1)
+    monkeypatch.setattr(engine.dialect, "do_ping", lambda connection: pings.append(connection))
+    try:
+        _backend_pid(engine)
+        assert pings == []  # a new connection is not pinged
+        _backend_pid(engine)
+        assert len(pings) == 1
+
+        monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 3600.0)
+        _backend_pid(engine)
+        assert len(pings) == 1  # used a moment ago: trusted
+    finally:
+        engine.dispose()
