@@ -13,7 +13,7 @@ from memberlab.core.access import Permission
 from memberlab.core.errors import FieldError, InvalidInput
 from memberlab.core.i18n import current_language
 from memberlab.core.tenants import get_tenant
-from memberlab.core.web import RequestContext, requires
+from memberlab.core.web import PendingWork, RequestContext, requires, requires_in_route
 from memberlab.engagement.jobs import run_jobs as run_engagement_jobs
 from memberlab.ledger import service
 from memberlab.ledger.idempotency import Answer
@@ -80,9 +80,11 @@ def required_key(key: str | None) -> str:
     summary="Post a purchase (idempotent by order_id)",
 )
 def post_purchase(
-    body: PurchaseCreate, ctx: Annotated[RequestContext, requires(Permission.PURCHASES_WRITE)]
+    body: PurchaseCreate,
+    work: Annotated[PendingWork, requires_in_route(Permission.PURCHASES_WRITE)],
 ):
-    return respond(service.post_purchase(ledger_context(ctx), body))
+    with work.open() as ctx:
+        return respond(service.post_purchase(ledger_context(ctx), body))
 
 
 @router.post(
@@ -92,9 +94,11 @@ def post_purchase(
     summary="Post a full or partial return (idempotent by return_id)",
 )
 def post_return(
-    body: ReturnCreate, ctx: Annotated[RequestContext, requires(Permission.PURCHASES_WRITE)]
+    body: ReturnCreate,
+    work: Annotated[PendingWork, requires_in_route(Permission.PURCHASES_WRITE)],
 ):
-    return respond(service.post_return(ledger_context(ctx), body))
+    with work.open() as ctx:
+        return respond(service.post_return(ledger_context(ctx), body))
 
 
 @router.get(
@@ -104,12 +108,13 @@ def post_return(
 )
 def points(
     member_id: str,
-    ctx: Annotated[RequestContext, requires(Permission.POINTS_READ)],
+    work: Annotated[PendingWork, requires_in_route(Permission.POINTS_READ)],
     entries: Annotated[int, Query(ge=0, le=200)] = 50,
 ) -> JSONResponse:
+    with work.open() as ctx:
+        view = service.member_points(ledger_context(ctx), member_id, entries=entries)
     # serialized once here: through response_model FastAPI would dump, validate and dump
     # the 50 entries again (a third of this read's time)
-    view = service.member_points(ledger_context(ctx), member_id, entries=entries)
     return JSONResponse(view.model_dump(mode="json"))
 
 
@@ -120,12 +125,13 @@ def points(
 )
 def ledger_history(
     member_id: str,
-    ctx: Annotated[RequestContext, requires(Permission.POINTS_READ)],
+    work: Annotated[PendingWork, requires_in_route(Permission.POINTS_READ)],
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before_seq: Annotated[int | None, Query(ge=1)] = None,
 ) -> list[EntryView]:
-    member = member_service.get_for_ledger(ctx.session, member_id, lock=False)
-    return service.history(ctx.session, member, limit=limit, before_seq=before_seq)
+    with work.open() as ctx:
+        member = member_service.get_for_ledger(ctx.session, member_id, lock=False)
+        return service.history(ctx.session, member, limit=limit, before_seq=before_seq)
 
 
 @router.post(

@@ -657,20 +657,25 @@ _HISTORY_COLUMNS = (
 _MEMBER_ENTRIES = (_entries.c.tenant_id == bindparam("tenant_id")) & (
     _entries.c.member_pk == bindparam("member_pk")
 )
+# Each page carries the balance right after its newest row (the same for every row: an
+# uncorrelated subquery, evaluated once), so the running balance costs no second round trip.
+_BALANCE = select(func.coalesce(func.sum(_entries.c.points), 0)).where(_MEMBER_ENTRIES)
 _LAST_ENTRIES = (
-    select(*_HISTORY_COLUMNS)
+    select(*_HISTORY_COLUMNS, _BALANCE.scalar_subquery().label("balance_after_page"))
     .where(_MEMBER_ENTRIES)
     .order_by(_entries.c.seq.desc())
     .limit(bindparam("limit"))
 )
 _LAST_ENTRIES_BEFORE = (
-    select(*_HISTORY_COLUMNS)
+    select(
+        *_HISTORY_COLUMNS,
+        _BALANCE.where(_entries.c.seq < bindparam("before_seq"))
+        .scalar_subquery()
+        .label("balance_after_page"),
+    )
     .where(_MEMBER_ENTRIES, _entries.c.seq < bindparam("before_seq"))
     .order_by(_entries.c.seq.desc())
     .limit(bindparam("limit"))
-)
-_BALANCE_UP_TO = select(func.coalesce(func.sum(_entries.c.points), 0)).where(
-    _MEMBER_ENTRIES, _entries.c.seq <= bindparam("seq")
 )
 
 
@@ -690,8 +695,7 @@ def history(
         rows = connection.execute(_LAST_ENTRIES_BEFORE, {**keys, "before_seq": before_seq}).all()
     if not rows:
         return []
-    # running balance: the total up to the newest row shown, walking back
-    total = connection.execute(_BALANCE_UP_TO, {**keys, "seq": rows[0].seq}).scalar() or 0
+    total = rows[0].balance_after_page  # walking back from the newest row shown
     views = []
     for row in rows:
         views.append(
