@@ -175,6 +175,15 @@ def summary(rate: float, latencies: list[float]) -> dict[str, float]:
     }
 
 
+def profiler(pid: int, path: Path | None, seconds: int) -> subprocess.Popen | None:
+    """py-spy sampling the server and its workers for the purchases' run, if asked."""
+    if path is None:
+        return None
+    command = ["py-spy", "record", "--pid", str(pid), "--subprocesses", "--nonblocking", "--gil"]
+    command += ["--duration", str(seconds), "--format", "raw", "--output", str(path)]
+    return subprocess.Popen(command, stdout=subprocess.DEVNULL)  # noqa: S603
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=int, default=20, help="each wrk run")
@@ -183,6 +192,13 @@ def main() -> None:
     parser.add_argument("--members", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--client", choices=["wrk", "httpx"], default=None)
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="record the server during the purchases with py-spy (on PATH) into this "
+        "collapsed-stacks file (threads holding the GIL only: where the CPU goes)",
+    )
     args = parser.parse_args()
     client = args.client or ("wrk" if shutil.which("wrk") else "httpx")
     with postgres_schema() as (url, engine):
@@ -262,6 +278,7 @@ def main() -> None:
                     args=[],
                 )
                 cpu_before = cpu_seconds(server.pid)
+                spy = profiler(server.pid, args.profile, args.seconds)
                 purchases = run_wrk(
                     base,
                     seconds=args.seconds,
@@ -278,6 +295,8 @@ def main() -> None:
                     *asyncio.run(load(base, purchase, args.requests, args.concurrency))
                 )
             cpu_after = cpu_seconds(server.pid)
+            if client == "wrk" and spy is not None:
+                spy.wait(timeout=120)
             # the member view, one request at a time (the latency a till sees)
             _, view_latencies = asyncio.run(load(base, view, 2000, 1))
             views = summary(0, view_latencies[200:])  # the first 200 warm the caches
