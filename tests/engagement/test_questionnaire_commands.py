@@ -95,7 +95,9 @@ def test_the_template_filled_in_excel_is_imported(cli: Cli, tmp_path: Path) -> N
 
 
 def test_a_survey_tools_export_is_imported(cli: Cli, tmp_path: Path) -> None:
-    """One column per question, headed by its text as the survey tool numbers it."""
+    """One column per question, headed by its text as the survey tool numbers it, after the
+    tool's own columns (number, submission time, time taken, source, IP): those are not
+    questions, and the submission time is the day answered."""
     import xlsxwriter
 
     from memberlab.engagement.questionnaire import default_questionnaire
@@ -104,14 +106,19 @@ def test_a_survey_tools_export_is_imported(cli: Cli, tmp_path: Path) -> None:
     export = tmp_path / "问卷星导出.xlsx"
     book = xlsxwriter.Workbook(export)
     sheet = book.add_worksheet()
-    for column, (question, answer) in enumerate(FILLED.items()):
-        sheet.write(0, column, f"{column + 1}. {texts[question]}")
+    tool = {"序号": "1", "提交答卷时间": "2026/1/15 10:23:45", "所用时间": "305秒",
+            "来源": "微信", "来源详情": "N/A", "来自IP": "101.80.1.2(上海-上海)"}  # fmt: skip
+    for column, (header, value) in enumerate(tool.items()):
+        sheet.write(0, column, header)
+        sheet.write(1, column, value)
+    for column, (question, answer) in enumerate(FILLED.items(), start=len(tool)):
+        sheet.write(0, column, f"{column - len(tool) + 1}. {texts[question]}")
         sheet.write(1, column, answer.replace("; ", "┋"))  # 问卷星 joins choices with ┋
     book.close()
 
     out = cli.ok("--lang", "en", "engagement", "questionnaire", "import", NUMBER, export,
                  "--by", "王明")  # fmt: skip
-    assert "Questionnaire imported: 13 answers on 2026-11-25" in out
+    assert "Questionnaire imported: 13 answers on 2026-01-15" in out
     latest = cli.json("engagement", "questionnaire", "show", NUMBER)["latest"]
     assert latest["answered_by"] == "王明"
     assert {a["id"]: a["answer"] for a in latest["answers"]}["goals"] == ["repeat", "data"]

@@ -409,6 +409,18 @@ ID_HEADERS = {"id", "question_id", "编号", "题号"}
 QUESTION_HEADERS = {"question", "问题", "题目"}
 ANSWER_HEADERS = {"answer", "answers", "回答", "答案"}
 WRAPPER_FIELDS = ("answers", "answered_by", "answered_on", "language")
+# Columns survey tools add around the answers (问卷星, 腾讯问卷, 金数据, Google and Microsoft
+# Forms, SurveyMonkey): not questions of ours. The time of submission gives the day answered.
+SUBMITTED_HEADERS = {
+    "提交答卷时间", "提交时间", "结束答题时间", "完成时间",
+    "timestamp", "completion time", "end date", "submitted at", "submission time",
+}  # fmt: skip
+SURVEY_TOOL_HEADERS = SUBMITTED_HEADERS | {
+    "序号", "所用时间", "答题时长", "来源", "来源详情", "来自ip", "ip", "ip地址", "地理位置",
+    "总分", "开始答题时间", "填写设备", "微信昵称", "用户id",
+    "respondent id", "collector id", "start date", "start time", "ip address",
+    "last modified time", "user agent",
+}  # fmt: skip
 _NUMBERING = re.compile(r"^\s*(?:Q\s*)?\d+\s*[.、．:：)）]\s*", re.IGNORECASE)
 
 
@@ -545,9 +557,30 @@ def _read_sheet(path: Path, row: int | None) -> AnswersFile:
         if not header.strip():
             continue
         question = _question_id(definition, header)
+        tool_column = header.strip().casefold()
+        if definition.question(question) is None and tool_column in SURVEY_TOOL_HEADERS:
+            if tool_column in SUBMITTED_HEADERS and found.on is None:
+                found.on = _day_of(record.get(header))
+            continue
         found.form.setdefault(question, []).extend(form_of(record.get(header)))
         found.lines.setdefault(question, int(record["_row"]))
     return found
+
+
+def _day_of(value: Any) -> dt.date | None:
+    """The day of a submission time as survey tools write it (``2026/1/15 10:23:45``, an
+    Excel serial, a datetime); ``None`` when it cannot be read."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if value is None or not str(value).strip():
+        return None
+    import polars as pl
+
+    from memberlab.dataio.values import parse_date
+
+    return pl.select(parse_date(pl.lit(str(value).strip()))).item()
 
 
 def template_rows(
