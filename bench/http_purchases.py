@@ -61,6 +61,18 @@ request = function()
 end
 """
 
+# wrk's script for the member view: a random enrolled member's points, 50 last entries.
+VIEW_LUA = """
+function init(args)
+  key = args[1]; members = tonumber(args[2])
+  math.randomseed(7)
+end
+request = function()
+  local path = string.format("/api/v1/members/B%06d/points", math.random(0, members - 1))
+  return wrk.format("GET", path, {["Authorization"] = "Bearer " .. key})
+end
+"""
+
 TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -300,6 +312,15 @@ def main() -> None:
             # the member view, one request at a time (the latency a till sees)
             _, view_latencies = asyncio.run(load(base, view, 2000, 1))
             views = summary(0, view_latencies[200:])  # the first 200 warm the caches
+            wrk_views = None
+            if client == "wrk":  # the same through a client that costs next to nothing
+                wrk_views = run_wrk(
+                    base,
+                    seconds=10,
+                    connections=1,
+                    script=VIEW_LUA,
+                    args=[key, str(args.members)],
+                )
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -331,6 +352,11 @@ def main() -> None:
         f"member view (sequential, httpx): p50 {views['p50'] * ms:.1f} ms, "
         f"p99 {views['p99'] * ms:.1f} ms"
     )
+    if wrk_views is not None:
+        print(
+            f"member view (wrk, one connection): {wrk_views['rate']:.0f} req/s, "
+            f"p50 {wrk_views['p50'] * ms:.2f} ms, p99 {wrk_views['p99'] * ms:.2f} ms"
+        )
 
 
 if __name__ == "__main__":
