@@ -97,6 +97,25 @@ def test_a_reminder_is_sent_once_for_what_falls_due_this_week(
     assert keys == ["instalment:advance:2026-01-12", "deliverable:needs_questionnaire:2026-01-20"]
 
 
+def test_a_reminder_nobody_subscribes_to_waits_for_a_subscriber(
+    client: TestClient, state: AppState, firm: TenantWithKeys
+) -> None:
+    (hook,) = client.get("/api/v1/webhooks", headers=firm.headers()).json()
+    client.delete(f"/api/v1/webhooks/{hook['id']}", headers=firm.headers()).raise_for_status()
+
+    unheard = send(state, firm, MORNING)
+    assert (unheard.sent, unheard.waiting, unheard.queued) == (0, 1, 0)
+    assert outbox(state, firm) == []
+    with state.database.session(tenant_id=firm.tenant.id) as session:
+        assert session.scalars(select(ReminderSent)).all() == []
+
+    subscribe = {"url": "http://127.0.0.1:9/r", "event_types": ["engagement.reminder"]}
+    client.post("/api/v1/webhooks", json=subscribe, headers=firm.headers()).raise_for_status()
+    heard = send(state, firm, datetime(2026, 1, 9, 1, 0, tzinfo=UTC))
+    assert (heard.sent, heard.waiting, heard.queued) == (1, 0, 1)
+    assert [e["data"]["subject"] for e in outbox(state, firm)] == ["advance"]
+
+
 def test_the_reminders_query_says_what_was_sent(
     client: TestClient, state: AppState, firm: TenantWithKeys, clock
 ) -> None:
@@ -114,7 +133,10 @@ def cli(state: AppState, monkeypatch: pytest.MonkeyPatch, firm: TenantWithKeys) 
 
 def test_jobs_run_sends_the_reminders(cli: Cli, state: AppState, firm: TenantWithKeys) -> None:
     out = cli.ok("--lang", "en", "jobs", "run", "--as-of", "2026-01-08")
-    assert "Engagement reminders: 1 sent (1 webhook events), 0 sent before, 1 engagements." in out
+    assert (
+        "Engagement reminders: 1 sent (1 webhook events), 0 sent before, 0 waiting for a "
+        "webhook endpoint subscribed to engagement.reminder, 1 engagements." in out
+    )
     again = cli.json("jobs", "run", "--as-of", "2026-01-08")
     assert again["engagement_reminders"]["sent"] == 0
     assert again["engagement_reminders"]["already_sent"] == 1

@@ -9,7 +9,9 @@ standards' periods), writes one ``engagement.reminder`` event to the webhook out
 
 Each reminder is sent once: it is keyed by the item and its due day (``engagement_reminders``),
 so running the job twice for the same day, or every day of the window, sends nothing twice.
-An item whose due day changes (an agreed change moving a milestone) is reminded again.
+An item whose due day changes (an agreed change moving a milestone) is reminded again. A
+reminder no webhook endpoint subscribes to is not marked sent (``waiting``): it goes out on
+the first run after an endpoint subscribes, if it is still due.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class ReminderRun:
     engagements: int = 0
     sent: int = 0  # reminders sent by this run
     already_sent: int = 0  # due in the window, but sent by an earlier run
+    waiting: int = 0  # due, but no webhook endpoint takes them yet: sent once one does
     queued: int = 0  # outbox rows written (one per subscribed endpoint)
     items: list[dict[str, str]] = field(default_factory=list)
 
@@ -50,6 +53,7 @@ class ReminderRun:
             "engagements": self.engagements,
             "sent": self.sent,
             "already_sent": self.already_sent,
+            "waiting": self.waiting,
             "queued": self.queued,
             "items": self.items,
         }
@@ -92,6 +96,9 @@ def run_jobs(session: Session, *, as_of: dt.datetime, days: int = REMINDER_DAYS)
                 notices=[Notice(EVENT_TYPE, as_of, _payload(engagement, reminder, day))],
                 now=as_of,
             )
+            if not queued:  # nobody to tell yet: not marked sent, so it goes out later
+                run.waiting += 1
+                continue
             session.add(
                 ReminderSent(
                     engagement_pk=engagement.id,

@@ -71,8 +71,14 @@ def jobs_run(
         print_json({**report.model_dump(mode="json"), "engagement_reminders": reminded.summary()})
     else:
         say("ledger.cli.jobs", **{**report.model_dump(), "as_of": report.as_of.isoformat()})
-        say("engagement.cli.reminders_sent", sent=reminded.sent, already=reminded.already_sent,
-            queued=reminded.queued, engagements=reminded.engagements)  # fmt: skip
+        say(
+            "engagement.cli.reminders_sent",
+            sent=reminded.sent,
+            already=reminded.already_sent,
+            queued=reminded.queued,
+            waiting=reminded.waiting,
+            engagements=reminded.engagements,
+        )
 
 
 def liability_command(

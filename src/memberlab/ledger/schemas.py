@@ -174,7 +174,8 @@ class JobsReport(BaseModel):
     notices: int
     engagement_reminders: dict[str, Any] | None = Field(
         default=None,
-        description="The engagements' reminders sent by the same run (sent, already_sent, items).",
+        description="The engagements' reminders sent by the same run "
+        "(sent, already_sent, waiting, items).",
     )
 
 
