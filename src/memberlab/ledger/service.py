@@ -587,7 +587,7 @@ def buy_plan(ctx: LedgerContext, member_id: str, body: PlanPurchaseCreate, key: 
 
 def member_points(ctx: LedgerContext, member_id: str, *, entries: int = 50) -> PointsView:
     """Tier, balances, growth, open lots and the last entries, as of now."""
-    member = member_service.get_for_ledger(ctx.session, member_id, lock=False)
+    member, state_row = store.read_member(ctx.session, ctx.tenant_id, member_id)
     _, program = program_at(ctx.session, ctx.now)
     loaded = store.load(
         ctx.session,
@@ -596,6 +596,7 @@ def member_points(ctx: LedgerContext, member_id: str, *, entries: int = 50) -> P
         program=program,
         now=ctx.now,
         lock=False,
+        state_row=state_row,
     )
     state = loaded.state
     if loaded.is_new:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import bindparam, select, update
@@ -22,6 +23,7 @@ from sqlalchemy.orm import Session
 from memberlab.ledger.models import LedgerEntry, PointsLot, Posting
 from memberlab.ledger.models import MemberState as MemberStateRow
 from memberlab.members.models import Member
+from memberlab.members.service import LedgerMember, MemberNotFound
 from memberlab.programs import rules
 from memberlab.programs.schema import ProgramDefinition, WindowType
 
@@ -76,6 +78,47 @@ _UPDATE_STATE = update(_states).where(
 )
 
 
+# The member and its state row in one round trip, for readers that take no lock. A writer
+# must not read the state this way: on PostgreSQL a SELECT that waits for a row lock sees
+# the locked row's newest version but the joined rows as they were when it started.
+_STATE_COLUMNS = [c for c in _states.c if c.name != "tenant_id"]
+_MEMBER_AND_STATE = (
+    select(
+        _members.c.id,
+        _members.c.member_id,
+        _members.c.enrolled_at,
+        _members.c.birthday_month_day,
+        *_STATE_COLUMNS,
+    )
+    .select_from(
+        _members.outerjoin(
+            _states,
+            (_states.c.tenant_id == _members.c.tenant_id) & (_states.c.member_pk == _members.c.id),
+        )
+    )
+    .where(
+        _members.c.tenant_id == bindparam("tenant_id"),
+        _members.c.member_id == bindparam("member_id"),
+    )
+)
+
+
+UNREAD: Any = object()  # ``load``'s ``state_row`` when the caller has not read it
+
+
+def read_member(session: Session, tenant_id: int, member_id: str) -> tuple[LedgerMember, Any]:
+    """The member by its number and its state row (``None``: no ledger event yet), read
+    together without a lock, to hand to ``load`` as ``state_row`` (a view)."""
+    keys = {"tenant_id": tenant_id, "member_id": member_id}
+    row = session.connection().execute(_MEMBER_AND_STATE, keys).first()
+    if row is None:
+        raise MemberNotFound(member_id=member_id)
+    state = None
+    if row.member_pk is not None:
+        state = SimpleNamespace(**{c.name: row[4 + i] for i, c in enumerate(_STATE_COLUMNS)})
+    return LedgerMember(*row[:4]), state
+
+
 def lock_member(session: Session, member_pk: int) -> None:
     """Serialize writers of one member (PostgreSQL row lock; SQLite locks the database)."""
     if session.get_bind().dialect.name == "postgresql":
@@ -94,17 +137,20 @@ def load(
     session: Session,
     *,
     tenant_id: int,
-    member: Member,
+    member: Member | LedgerMember,
     program: ProgramDefinition,
     now: datetime,
     lock: bool = True,
+    state_row: Any = UNREAD,
 ) -> Loaded:
+    """What the rules need of ``member``; ``state_row``, as ``read_member`` read it in this
+    transaction, saves reading it again (readers only: see ``read_member``)."""
     if lock:
         lock_member(session, member.id)
     notice_days = program.points.expiring_notice_days
     connection = session.connection()
     keys = {"tenant_id": tenant_id, "member_pk": member.id}
-    row = connection.execute(_STATE, keys).first()
+    row = connection.execute(_STATE, keys).first() if state_row is UNREAD else state_row
     if row is None:
         state = rules.new_member_state(
             program, enrolled_at=member.enrolled_at, birthday=member.birthday_month_day
