@@ -78,8 +78,7 @@ def unit_of_work(
 ) -> Iterator[RequestContext]:
     """Authenticate ``key``, check ``permission``, and hand out a session scoped to the key's
     tenant that commits when the block ends and rolls back if it raised."""
-    session = state.database.new_session()
-    try:
+    with state.database.session() as session:
         principal = authenticate(session, key)
         if permission is not None and not principal.can(permission):
             raise Forbidden(
@@ -91,12 +90,6 @@ def unit_of_work(
             raise Forbidden("core.auth.tenant_required")
         session.info["tenant_id"] = principal.tenant_id
         yield RequestContext(principal, session, state, state.clock())
-        session.commit()
-    except BaseException:
-        session.rollback()
-        raise
-    finally:
-        session.close()
 
 
 class Requires:
