@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import bisect
 import calendar
+import decimal
 import heapq
 import itertools
 from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, time, timedelta
 from decimal import ROUND_CEILING, ROUND_FLOOR, ROUND_HALF_UP, Decimal
+from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -373,7 +375,7 @@ _EXPIRY_CACHE: dict[int, tuple[ProgramDefinition, dict[date, datetime | None]]] 
 
 def expiry_of(program: ProgramDefinition, earned_at: datetime) -> datetime | None:
     """When points earned at ``earned_at`` expire: the start of the day after their last day."""
-    earned = local(program, earned_at).date()
+    earned = earned_at.astimezone(_compiled(program).zone).date()
     held = _EXPIRY_CACHE.get(id(program))
     if held is None or held[0] is not program:
         held = (program, {})
@@ -434,6 +436,222 @@ def allocate(total: int, weights: list[Decimal] | list[int]) -> list[int]:
     return floors
 
 
+# --- what is derived from a program once ---------------------------------------------------
+#
+# A program is immutable (frozen models), so what the rules look up on every event (sets of
+# categories, factors as exact integers, the time zone, ...) is worked out once per program
+# object. None of this changes a result: the exact-integer arithmetic below is used only where
+# it provably gives the same values as the ``Decimal`` arithmetic it stands for.
+
+
+def _decimal_exponent(value: Fraction) -> int | None:
+    """The least k with ``value * 10**k`` an integer, or None (not a finite decimal)."""
+    den = value.denominator
+    k = 0
+    while den % 10 == 0:
+        den //= 10
+        k += 1
+    while den % 2 == 0:
+        den //= 2
+        k += 1
+    extra = 0
+    while den % 5 == 0:
+        den //= 5
+        extra += 1
+    if den != 1:
+        return None
+    # 2**a * 5**b divides 10**max(a, b); both loops above counted one of them
+    return max(k, extra) if extra else k
+
+
+class _Factor:
+    """A multiplier as an exact integer: ``value == scaled / 10**digits``."""
+
+    __slots__ = ("digits", "one", "rule", "scaled", "value")
+
+    def __init__(self, rule: str, value: Decimal) -> None:
+        self.rule = rule
+        self.value = value
+        exact = Fraction(value)
+        digits = _decimal_exponent(exact)
+        if digits is None:  # cannot happen for a Decimal; kept for safety
+            raise ValueError(value)
+        self.digits = digits
+        self.scaled = int(exact * 10**digits)
+        self.one = value == 1
+
+
+class _Compiled:
+    """Per-program lookups and constants for the hot paths."""
+
+    def __init__(self, program: ProgramDefinition) -> None:
+        self.program = program
+        self.zone = _zone(program.timezone)
+        self.tier_index = {tier.code: i for i, tier in enumerate(program.tiers)}
+        self.notice = timedelta(days=program.points.expiring_notice_days)
+        earning = program.earning
+        ex = earning.exclusions
+        self.ex_categories = frozenset(ex.categories)
+        self.ex_skus = frozenset(ex.skus)
+        self.ex_channels = frozenset(ex.channels)
+        self.multipliers = [
+            (
+                m.type,
+                frozenset(m.categories),
+                frozenset(m.skus),
+                frozenset(m.channels),
+                frozenset(m.days_of_month),
+                frozenset(m.weekdays),
+                m.start,
+                m.end,
+                _Factor(f"multiplier:{m.code}", m.factor),
+            )
+            for m in earning.multipliers
+        ]
+        self.day_multipliers = any(
+            m.type in (MultiplierType.MEMBER_DAY, MultiplierType.DATE_RANGE)
+            for m in earning.multipliers
+        )
+        self.tier_factors = [_Factor("tier:" + t.code, t.earn_multiplier) for t in program.tiers]
+        self.plan_factors = {
+            p.code: _Factor("plan:" + p.code, p.earn_multiplier) for p in program.paid_plans
+        }
+        self.spend_bonuses = [
+            (b, b.min_amount * unit(program))
+            for b in earning.bonuses
+            if b.type is BonusType.SPEND_THRESHOLD and b.min_amount is not None
+        ]
+        minor = unit(program)
+        self.minor = minor
+        self.exact_points = self._exact_points_setup(program, minor)
+        self.growth = [self._growth_setup(s, minor) for s in program.growth.sources]
+        self.measure = program.tier_qualification.measure
+        self.window = program.tier_qualification.window
+        self.earned_thresholds = [
+            (i, t.threshold) for i, t in enumerate(program.tiers) if not t.invitation_only
+        ]
+        window = program.tier_qualification.window
+        if window.type is WindowType.LIFETIME:
+            self.prune_after: timedelta | None = None
+        else:
+            months = (window.months or 12) if window.type is WindowType.ROLLING_MONTHS else 24
+            self.prune_after = timedelta(days=31 * (months + 1))
+        self.pending = timedelta(days=program.points.pending_days)
+        self.birthday_rules = any(b.type is BonusType.BIRTHDAY for b in earning.bonuses) or any(
+            s.type is GrowthSourceType.BIRTHDAY for s in program.growth.sources
+        )
+
+    def _exact_points_setup(
+        self, program: ProgramDefinition, minor: Decimal
+    ) -> tuple[int, int, int, int] | None:
+        """(scale, basis multiplier, bound, rounding divisor) for exact-integer points, or None.
+
+        Points of a line are ``basis / minor * rate`` times the factors that apply. With every
+        value a multiple of ``10**-scale`` and below ``10**(precision - 1)``, each ``Decimal``
+        operation of the reference arithmetic is exact, so integers give the same numbers.
+        """
+        base = program.earning.base
+        if decimal.getcontext().prec < 28 or base.per == 0:
+            return None
+        rate = Fraction(base.points) / Fraction(base.per)
+        if Fraction(Decimal(base.points) / base.per) != rate:
+            return None  # the Decimal rate is rounded: keep the reference arithmetic
+        rate_digits = _decimal_exponent(rate)
+        minor_digits_ = _decimal_exponent(Fraction(1) / Fraction(minor))
+        if rate_digits is None or minor_digits_ is None or Fraction(minor).denominator != 1:
+            return None
+        factors = [m[-1] for m in self.multipliers]
+        if program.earning.stacking is Stacking.BEST:
+            chain = [max((f.digits for f in factors), default=0)]
+            growth_chain = [max((max(f.value, 1) for f in factors), default=Decimal(1))]
+        else:
+            chain = [f.digits for f in factors]
+            growth_chain = [max(f.value, 1) for f in factors]
+        tier_factors = self.tier_factors
+        plan_factors = list(self.plan_factors.values())
+        chain.append(max((f.digits for f in tier_factors), default=0))
+        chain.append(max((f.digits for f in plan_factors), default=0))
+        growth_chain.append(max((max(f.value, 1) for f in tier_factors), default=Decimal(1)))
+        growth_chain.append(max((max(f.value, 1) for f in plan_factors), default=Decimal(1)))
+        if program.earning.stacking is Stacking.BEST and not program.earning.tier_multiplier_stacks:
+            # the tier factor may be the one chosen among the multipliers: count it twice
+            chain.append(max((f.digits for f in tier_factors), default=0))
+        scale = minor_digits_ + rate_digits + sum(chain)
+        growth = 1
+        for value in growth_chain:
+            growth *= value
+        if program.earning.stacking is Stacking.BEST and not program.earning.tier_multiplier_stacks:
+            growth *= max((max(f.value, 1) for f in tier_factors), default=Decimal(1))
+        growth_bound = int(Fraction(growth)) + 1
+        # basis (minor units) * per_unit == the line's exact points before factors, scaled
+        per_unit = rate * 10**scale / Fraction(minor)
+        if per_unit.denominator != 1:
+            return None
+        per_unit_int = int(per_unit)
+        # any value (a line, a rule, a total) is below gross * per_unit * growth_bound
+        bound = max(per_unit_int * growth_bound, 1)
+        return scale, per_unit_int, bound, 10**scale
+
+    @staticmethod
+    def _growth_setup(source: Any, minor: Decimal) -> tuple[int, int, int] | None:
+        """(numerator, denominator, bound): spend growth is ``paid * num / den`` exactly when
+        ``paid * bound < _EXACT_LIMIT``; None where the reference ``Decimal`` steps
+        (``paid / minor / per * amount``) could round (then they are used as they are)."""
+        if source.type is not GrowthSourceType.SPEND or not source.per:
+            return None
+        per, amount = Fraction(source.per), Fraction(source.amount)
+        if per.denominator != 1 or amount.denominator != 1 or per > 10**6:
+            return None
+        digits = _decimal_exponent(Fraction(1) / per)
+        if digits is None or Fraction(minor).denominator != 1:
+            return None
+        # paid / minor / per == paid * (10**digits / per) / (minor * 10**digits): the digits
+        # of paid * (10**digits / per) * amount bound every step's significant digits
+        bound = (10**digits // int(per)) * max(int(amount), 1)
+        return int(amount), int(per) * int(minor), bound
+
+
+_COMPILED: dict[int, _Compiled] = {}
+
+# values of exact-integer arithmetic stay below this many digits (Decimal's precision is 28)
+_EXACT_LIMIT = 10**26
+
+
+_LAST_COMPILED: list[Any] = [None]  # the last one asked for: most callers ask again at once
+
+
+def _compiled(program: ProgramDefinition) -> _Compiled:
+    last = _LAST_COMPILED[0]
+    if last is not None and last.program is program:
+        return last
+    held = _COMPILED.get(id(program))
+    if held is None or held.program is not program:
+        held = _Compiled(program)
+        if len(_COMPILED) > 64:
+            _COMPILED.clear()
+        _COMPILED[id(program)] = held
+    _LAST_COMPILED[0] = held
+    return held
+
+
+def _round_scaled(value: int, divisor: int, rounding: Rounding) -> int:
+    """``_round(Decimal(value) / divisor, rounding)`` for integers, exactly."""
+    if divisor == 1:
+        return value
+    if rounding is Rounding.FLOOR:
+        return value // divisor
+    if rounding is Rounding.CEILING:
+        return -(-value // divisor)
+    whole, rest = divmod(abs(value), divisor)
+    if 2 * rest >= divisor:
+        whole += 1
+    return whole if value >= 0 else -whole
+
+
+def _as_decimal(value: int, scale: int) -> Decimal:
+    return Decimal(value).scaleb(-scale) if scale else Decimal(value)
+
+
 # --- tiers ---------------------------------------------------------------------------------
 
 
@@ -455,7 +673,7 @@ def _window_start(program: ProgramDefinition, end: datetime) -> datetime | None:
     if window.type is WindowType.CALENDAR_YEAR:
         year = local(program, end - timedelta(microseconds=1)).year
         return local_midnight(program, date(year, 1, 1))
-    end_local = local(program, end)
+    end_local = end.astimezone(_compiled(program).zone)
     start_day = add_months(end_local.date(), -(window.months or 12))
     return datetime.combine(start_day, end_local.timetz()).astimezone(UTC)
 
@@ -482,10 +700,31 @@ def qualifying_measure(program: ProgramDefinition, state: MemberState, end: date
     return Decimal(spend) / unit(program)  # spend thresholds are written in yuan
 
 
-def _earned_tier(program: ProgramDefinition, measure: Decimal) -> int:
+def _measure(program: ProgramDefinition, state: MemberState, end: datetime) -> Decimal | int:
+    """``qualifying_measure`` for comparisons: an ``int`` (of equal value) for growth and
+    orders, which compares with the ``Decimal`` thresholds exactly."""
+    measure = program.tier_qualification.measure
+    if measure is QualifyingMeasure.SPEND:
+        return qualifying_measure(program, state, end)
+    start = _window_start(program, end)
+    if start is None:
+        if measure is QualifyingMeasure.GROWTH:
+            return state.lifetime_growth
+        return state.lifetime_orders
+    total = 0
+    growth = measure is QualifyingMeasure.GROWTH
+    for item in reversed(state.activity):  # kept in time order: stop at the window start
+        if item.at < start:
+            break
+        if item.at <= end:
+            total += item.growth if growth else item.orders
+    return total
+
+
+def _earned_tier(program: ProgramDefinition, measure: Decimal | int) -> int:
     best = 0
-    for index, tier in enumerate(program.tiers):
-        if not tier.invitation_only and measure >= tier.threshold:
+    for index, threshold in _compiled(program).earned_thresholds:
+        if measure >= threshold:
             best = index
     return best
 
@@ -513,7 +752,7 @@ def _upgrade_if_earned(
     current = _tier_index(program, state.tier)
     if program.tiers[current].invitation_only:
         return
-    earned = _earned_tier(program, qualifying_measure(program, state, at))
+    earned = _earned_tier(program, _measure(program, state, at))
     if earned > current:
         _change_tier(state, program, earned, at, "upgrade", outcome)
 
@@ -522,7 +761,7 @@ def _review(program: ProgramDefinition, state: MemberState, at: datetime, outcom
     """A tier review at ``at``: keep, or step down by the program's rules (保级)."""
     current = _tier_index(program, state.tier)
     tier: Tier = program.tiers[current]
-    measure = qualifying_measure(program, state, at)
+    measure = _measure(program, state, at)
     earned = _earned_tier(program, measure)
     if earned > current and not tier.invitation_only:
         _change_tier(state, program, earned, at, "review", outcome)
@@ -618,24 +857,31 @@ def _credit(
     """Give ``amount`` points as a new lot; released points first repay any debt."""
     if amount <= 0:
         return None
-    available_at = at + timedelta(days=pending_days) if pending_days else at
+    compiled = _compiled(program)
+    if not pending_days:
+        available_at = at
+    elif pending_days == program.points.pending_days:
+        available_at = at + compiled.pending
+    else:
+        available_at = at + timedelta(days=pending_days)
     released = pending_days == 0
+    seq = state.next_seq
+    state.next_seq = seq + 1
     lot = Lot(
-        seq=state.take_seq(),
-        earned_at=at,
-        available_at=available_at,
-        expires_at=expiry_of(program, at),
-        amount=amount,
-        remaining=amount,
-        source=lot_source,
-        released=released,
-        reference=reference,
+        seq,
+        at,
+        available_at,
+        expiry_of(program, at),
+        amount,
+        amount,
+        lot_source,
+        released,
+        reference,
     )
     state.lots.append(lot)
     outcome.lots.append(lot)
     if state.next_due is not None:
-        notice = timedelta(days=program.points.expiring_notice_days)
-        state.next_due = min(state.next_due, _lot_due(lot, notice))
+        state.next_due = min(state.next_due, _lot_due(lot, compiled.notice))
     entry.movements.append(Movement(source, AVAILABLE if released else PENDING, amount, lot.seq))
     if released:
         _repay_debt(state, lot)
@@ -670,23 +916,25 @@ def advance(program: ProgramDefinition, state: MemberState, until: datetime) -> 
     # A heap, because what happens can make more happen (a birthday lot that expires too).
     # Releases and expiries have no lower bound: a lot posted late (dated before ``as_of``)
     # is released or expired at the next advance; the flags keep this idempotent.
+    # (moment, order, lot, counter, kind, lot): the counter keeps equal keys in push order
     heap: list[tuple[datetime, int, int, int, str, Lot | None]] = []
     counter = itertools.count()
-
-    def push(at: datetime, order: int, kind: str, lot: Lot | None) -> None:
-        heapq.heappush(heap, (at, order, lot.seq if lot else 0, next(counter), kind, lot))
-
     for lot in state.lots:
         if not lot.released and lot.available_at <= until:
-            push(lot.available_at, 0, "release", lot)
-        if lot.expires_at is not None and lot.remaining > 0 and lot.expires_at <= until:
-            push(lot.expires_at, 1, "expire", lot)
+            heap.append((lot.available_at, 0, lot.seq, next(counter), "release", lot))
+        expires = lot.expires_at
+        if expires is not None and lot.remaining > 0 and expires <= until:
+            heap.append((expires, 1, lot.seq, next(counter), "expire", lot))
     calendar = state.calendar_due is None or until >= state.calendar_due
     if calendar:
         for instant in _birthdays(program, state, start, until):
-            push(instant, 2, "birthday", None)
+            heap.append((instant, 2, 0, next(counter), "birthday", None))
         for instant in review_instants(program, state, start, until):
-            push(instant, 3, "review", None)
+            heap.append((instant, 3, 0, next(counter), "review", None))
+    heapq.heapify(heap)
+
+    def push(at: datetime, order: int, kind: str, lot: Lot | None) -> None:
+        heapq.heappush(heap, (at, order, lot.seq if lot else 0, next(counter), kind, lot))
 
     while heap:
         at, _, _, _, kind, lot = heapq.heappop(heap)
@@ -722,15 +970,24 @@ def _plan_calendar(program: ProgramDefinition, state: MemberState, since: dateti
 def _next_due(program: ProgramDefinition, state: MemberState) -> datetime:
     """The first moment at which ``advance`` would have something to do (and retire the
     lots that are used up)."""
-    window = timedelta(days=program.points.expiring_notice_days)
+    window = _compiled(program).notice
     due = state.calendar_due or FAR_FUTURE
     kept = []
     for lot in state.lots:
-        if lot.remaining == 0 and lot.released:
-            state.retired.append(lot)
-            continue
+        # _lot_due, inline: keeps the earlier moment on ties, as min() does
+        if lot.released:
+            if lot.remaining == 0:
+                state.retired.append(lot)
+                continue
+        elif lot.available_at < due:
+            due = lot.available_at
         kept.append(lot)
-        due = min(due, _lot_due(lot, window))
+        expires = lot.expires_at
+        if expires is not None and lot.remaining > 0:
+            if expires < due:
+                due = expires
+            if window and not lot.noticed and expires - window < due:
+                due = expires - window
     state.lots = kept
     return due
 
@@ -789,15 +1046,16 @@ def _expire(state: MemberState, lot: Lot, at: datetime, outcome: Outcome) -> Non
 def _notice_expiring(
     program: ProgramDefinition, state: MemberState, at: datetime, outcome: Outcome
 ) -> None:
-    window = timedelta(days=program.points.expiring_notice_days)
+    window = _compiled(program).notice
     if not window:
         return
+    horizon = at + window
     for lot in state.lots:
         if (
             lot.expires_at is not None
             and lot.remaining > 0
             and not lot.noticed
-            and at < lot.expires_at <= at + window
+            and at < lot.expires_at <= horizon
         ):
             lot.noticed = True
             outcome.notices.append(
@@ -904,12 +1162,11 @@ def _record_activity(
 
 def _prune_activity(program: ProgramDefinition, state: MemberState, now: datetime) -> None:
     """Forget activity older than any window the rules can still look at."""
-    window = program.tier_qualification.window
-    if window.type is WindowType.LIFETIME:
+    keep = _compiled(program).prune_after
+    if keep is None:
         state.activity.clear()
         return
-    months = (window.months or 12) if window.type is WindowType.ROLLING_MONTHS else 24
-    horizon = now - timedelta(days=31 * (months + 1))
+    horizon = now - keep
     if state.activity and state.activity[0].at < horizon:
         state.activity = [a for a in state.activity if a.at >= horizon]
 
@@ -980,6 +1237,132 @@ def check_purchase(program: ProgramDefinition, purchase: Purchase) -> None:
             raise RuleError("ledger.points_share", share=str(payment.max_share * 100))
 
 
+def _points_scaled(
+    compiled: _Compiled,
+    state: MemberState,
+    event: Purchase,
+    paid_by_line: list[int],
+    excluded: list[bool],
+    local_day: date,
+) -> tuple[int, dict[str, Any], list[Any], int | None] | None:
+    """``_points_decimal`` in exact integers (multiples of ``10**-scale``): the same values,
+    as the caller checked that no ``Decimal`` step there would round. None if a step does
+    not come out exact after all (then the caller uses ``_points_decimal``)."""
+    program = compiled.program
+    scale, per_unit, _, divisor = compiled.exact_points  # type: ignore[misc]
+    earning = program.earning
+    use_paid = earning.base.basis is Basis.PAID
+    stacks = earning.tier_multiplier_stacks
+    best = earning.stacking is Stacking.BEST
+    tier_factor = compiled.tier_factors[compiled.tier_index.get(state.tier, 0)]
+    plan_factor = None
+    if state.plan_code and state.plan_until and event.occurred_at < state.plan_until:
+        plan_factor = compiled.plan_factors.get(state.plan_code)
+    per_line: list[Any] = [0] * len(paid_by_line)
+    per_rule: dict[str, Any] = {}
+    for i, line in enumerate(event.lines):
+        if excluded[i]:
+            continue
+        running = (paid_by_line[i] if use_paid else line.amount) * per_unit
+        per_rule["base"] = per_rule.get("base", 0) + running
+        factors = _line_factors_compiled(compiled, event, line, local_day)
+        if not stacks:
+            factors.append(tier_factor)
+        if best and factors:
+            factors = [max(factors, key=lambda f: f.value)]
+        if stacks:
+            factors.append(tier_factor)
+        if plan_factor is not None:
+            factors.append(plan_factor)
+        for factor in factors:
+            if factor.one:
+                continue
+            extra, rest = divmod(running * (factor.scaled - 10**factor.digits), 10**factor.digits)
+            if rest:
+                return None
+            per_rule[factor.rule] = per_rule.get(factor.rule, 0) + extra
+            running += extra
+        per_line[i] = running
+    total = sum(per_line)
+    rounded = _round_scaled(total, divisor, earning.base.rounding)
+    return rounded, per_rule, per_line, scale
+
+
+def _line_factors_compiled(
+    compiled: _Compiled, purchase: Purchase, line: PurchaseLine, local_day: date
+) -> list[_Factor]:
+    """``_line_factors`` with the program's sets worked out once."""
+    applicable = []
+    for (
+        kind,
+        categories,
+        skus,
+        channels,
+        days,
+        weekdays,
+        start,
+        end,
+        factor,
+    ) in compiled.multipliers:
+        if kind is MultiplierType.CATEGORY:
+            hit = line.category in categories
+        elif kind is MultiplierType.SKU:
+            hit = line.sku in skus
+        elif kind is MultiplierType.CHANNEL:
+            hit = purchase.channel in channels
+        elif kind is MultiplierType.MEMBER_DAY:
+            hit = local_day.day in days or local_day.isoweekday() in weekdays
+        else:
+            hit = start is not None and end is not None and start <= local_day <= end
+        if hit:
+            applicable.append(factor)
+    return applicable
+
+
+def _points_decimal(
+    program: ProgramDefinition,
+    state: MemberState,
+    event: Purchase,
+    paid_by_line: list[int],
+    excluded: list[bool],
+    local_day: date,
+) -> tuple[int, dict[str, Any], list[Any], int | None]:
+    """Exact (Decimal) points per line and per rule, and their rounded total."""
+    earning = program.earning
+    base = earning.base
+    tier = program.tiers[_tier_index(program, state.tier)]
+    plan_factor = _plan_factor(program, state, event.occurred_at)
+    per_line: list[Decimal] = [Decimal(0)] * len(paid_by_line)
+    per_rule: dict[str, Decimal] = {}
+    rate = Decimal(base.points) / base.per
+    minor = unit(program)
+    for i, line in enumerate(event.lines):
+        if excluded[i]:
+            continue
+        basis = Decimal(paid_by_line[i] if base.basis is Basis.PAID else line.amount) / minor
+        running = basis * rate
+        per_rule["base"] = per_rule.get("base", Decimal(0)) + running
+        factors = _line_factors(program, event, line, local_day)
+        tier_factor = ("tier:" + tier.code, tier.earn_multiplier)
+        plan = ("plan:" + (state.plan_code or ""), plan_factor)
+        if not earning.tier_multiplier_stacks:
+            factors.append(tier_factor)
+        if earning.stacking is Stacking.BEST and factors:
+            factors = [max(factors, key=lambda f: f[1])]
+        if earning.tier_multiplier_stacks:
+            factors.append(tier_factor)
+        factors.append(plan)
+        for rule, factor in factors:
+            if factor == 1:
+                continue
+            extra = running * (factor - 1)
+            per_rule[rule] = per_rule.get(rule, Decimal(0)) + extra
+            running += extra
+        per_line[i] = running
+    exact_total = sum(per_line, Decimal(0))
+    return _round(exact_total, base.rounding), per_rule, per_line, None
+
+
 def purchase(program: ProgramDefinition, state: MemberState, event: Purchase) -> Outcome:
     """A purchase: points (base, multipliers, tier, caps, bonuses), growth, tier upgrade.
 
@@ -1002,46 +1385,33 @@ def purchase(program: ProgramDefinition, state: MemberState, event: Purchase) ->
         _append(state, outcome, pay)
 
     entry = Entry(0, "purchase", at, event.order_id)
-    local_day = local(program, at).date()
+    compiled = _compiled(program)
+    local_day = at.astimezone(compiled.zone).date()
     earning = program.earning
-    base = earning.base
-    n = len(event.lines)
-    amounts = [line.amount for line in event.lines]
-    paid_by_line = allocate(event.amount_paid, amounts)
-    tier = program.tiers[_tier_index(program, state.tier)]
-    plan_factor = _plan_factor(program, state, at)
+    lines = event.lines
+    n = len(lines)
+    if n == 1:
+        amount_total = lines[0].amount
+        paid_by_line = [event.amount_paid]
+    else:
+        amounts = [line.amount for line in lines]
+        amount_total = sum(amounts)
+        paid_by_line = allocate(event.amount_paid, amounts)
+    excluded = [
+        line.category in compiled.ex_categories
+        or line.sku in compiled.ex_skus
+        or event.channel in compiled.ex_channels
+        for line in lines
+    ]
 
-    # exact (Decimal) points per line and per rule, before rounding and caps
-    per_line: list[Decimal] = [Decimal(0)] * n
-    per_rule: dict[str, Decimal] = {}
-    rate = Decimal(base.points) / base.per
-    minor = unit(program)
-    for i, line in enumerate(event.lines):
-        if _excluded(program, event, line):
-            continue
-        basis = Decimal(paid_by_line[i] if base.basis is Basis.PAID else line.amount) / minor
-        running = basis * rate
-        per_rule["base"] = per_rule.get("base", Decimal(0)) + running
-        factors = _line_factors(program, event, line, local_day)
-        tier_factor = ("tier:" + tier.code, tier.earn_multiplier)
-        plan = ("plan:" + (state.plan_code or ""), plan_factor)
-        if not earning.tier_multiplier_stacks:
-            factors.append(tier_factor)
-        if earning.stacking is Stacking.BEST and factors:
-            factors = [max(factors, key=lambda f: f[1])]
-        if earning.tier_multiplier_stacks:
-            factors.append(tier_factor)
-        factors.append(plan)
-        for rule, factor in factors:
-            if factor == 1:
-                continue
-            extra = running * (factor - 1)
-            per_rule[rule] = per_rule.get(rule, Decimal(0)) + extra
-            running += extra
-        per_line[i] = running
-
-    exact_total = sum(per_line, Decimal(0))
-    rounded = _round(exact_total, base.rounding)
+    # exact points per line and per rule, before rounding and caps
+    exact = compiled.exact_points
+    found = None
+    if exact is not None and max(amount_total, event.amount_paid) * exact[2] < _EXACT_LIMIT:
+        found = _points_scaled(compiled, state, event, paid_by_line, excluded, local_day)
+    if found is None:
+        found = _points_decimal(program, state, event, paid_by_line, excluded, local_day)
+    rounded, per_rule, per_line, scale = found
     points = rounded
     caps = earning.caps
     cap_cuts: list[tuple[str, int]] = []
@@ -1066,22 +1436,34 @@ def purchase(program: ProgramDefinition, state: MemberState, event: Purchase) ->
 
     # explain: the rounded total split over the rules, then rounding and caps
     rules = sorted(per_rule)
-    shares = allocate(rounded, [per_rule[r] for r in rules]) if rules else []
+    if len(rules) == 1:
+        shares = [rounded]
+    elif rules:
+        weights = [per_rule[r] for r in rules]
+        shares = allocate(
+            rounded, weights if scale is None else [_as_decimal(w, scale) for w in weights]
+        )
+    else:
+        shares = []
     for rule, share in zip(rules, shares, strict=True):
         explanation.append({"rule": rule, "points": share})
     for rule, cut in cap_cuts:
         explanation.append({"rule": rule, "points": -cut})
-    line_points = allocate(points, per_line) if points else [0] * n
+    if not points:
+        line_points = [0] * n
+    elif n == 1:
+        line_points = [points]
+    else:
+        line_points = allocate(
+            points, per_line if scale is None else [_as_decimal(w, scale) for w in per_line]
+        )
 
     # bonuses on the order (not capped)
     bonus_points, bonus_code = 0, None
     year = local_day.year
-    for bonus in earning.bonuses:
-        if (
-            bonus.type is BonusType.SPEND_THRESHOLD
-            and bonus.min_amount is not None
-            and event.amount_paid >= bonus.min_amount * minor
-            and _bonus_allowed(state, bonus.code, bonus.per_year, year)
+    for bonus, threshold in compiled.spend_bonuses:
+        if event.amount_paid >= threshold and _bonus_allowed(
+            state, bonus.code, bonus.per_year, year
         ):
             _count_bonus(state, bonus.code, year)
             bonus_points += bonus.points
@@ -1090,16 +1472,19 @@ def purchase(program: ProgramDefinition, state: MemberState, event: Purchase) ->
             break
 
     # growth
-    eligible_paid = [
-        0 if _excluded(program, event, line) else paid_by_line[i]
-        for i, line in enumerate(event.lines)
-    ]
+    eligible_paid = [0 if excluded[i] else paid_by_line[i] for i in range(n)]
+    eligible_total = sum(eligible_paid)
     growth_spend, growth_order = 0, 0
-    for source in program.growth.sources:
+    minor = compiled.minor
+    for source, fast in zip(program.growth.sources, compiled.growth, strict=True):
         if source.type is GrowthSourceType.SPEND and source.per:
-            growth_spend += _round(
-                Decimal(sum(eligible_paid)) / minor / source.per * source.amount, source.rounding
-            )
+            if fast is not None and eligible_total * fast[2] < _EXACT_LIMIT:
+                growth_spend += _round_scaled(eligible_total * fast[0], fast[1], source.rounding)
+            else:
+                growth_spend += _round(
+                    Decimal(eligible_total) / minor / source.per * source.amount,
+                    source.rounding,
+                )
         elif source.type is GrowthSourceType.ORDER:
             growth_order += source.amount
     line_growth = allocate(growth_spend, eligible_paid)
@@ -1288,7 +1673,7 @@ def return_(
     current = _tier_index(program, state.tier)
     floor = _tier_index(program, state.tier_at_review or program.entry_tier.code)
     if current > floor and not program.tiers[current].invitation_only:
-        earned = _earned_tier(program, qualifying_measure(program, state, at))
+        earned = _earned_tier(program, _measure(program, state, at))
         if earned < current:
             _change_tier(state, program, max(earned, floor), at, "return", outcome)
     entry.detail.update({"points": -take_points, "growth": -take_growth, "tier_after": state.tier})
