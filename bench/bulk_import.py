@@ -63,9 +63,10 @@ def run(name: str, database: Database, path, frame: pl.DataFrame) -> dict:
         demo = prepare_demo(session, now=NOW, created_by="bench")
         tenant_id = demo.tenant.id
     plain_rate = baseline(database, frame)
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     report = import_transactions(database, tenant_id=tenant_id, path=path, now=NOW)
     elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started  # this process only (not PostgreSQL's server)
     with database.session(tenant_id=tenant_id) as session:
         books = liability(session, as_of=NOW)
     rate = report.applied / elapsed
@@ -74,6 +75,8 @@ def run(name: str, database: Database, path, frame: pl.DataFrame) -> dict:
         "purchases": report.applied,
         "seconds": round(elapsed, 1),
         "purchases_per_s": round(rate),
+        "client_cpu_s": round(cpu, 1),
+        "purchases_per_cpu_s": round(report.applied / cpu) if cpu else None,
         "plain_insert_rows_per_s": round(plain_rate),
         "ratio_to_plain": round(rate / plain_rate, 3),
         "books_balance": books.outstanding_points == books.member_balances,

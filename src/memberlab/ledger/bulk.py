@@ -12,9 +12,11 @@ applied twice.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -23,7 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import polars as pl
-from sqlalchemy import insert, select, update
+from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.orm import Session
 
 from memberlab.core.bulkio import Adapter, adapter_for, insert_rows
@@ -46,6 +48,9 @@ from memberlab.programs import rules
 from memberlab.programs.schema import ProgramDefinition
 
 CHUNK_MEMBERS = 2000
+# PostgreSQL: write a chunk on a second thread while the next is worked out
+PIPELINE_WRITES = True
+_UTC_KEYS = ("UTC", "Etc/UTC")
 
 # canonical column -> accepted headers (the importer of the data module maps many more)
 COLUMNS = {
@@ -223,14 +228,35 @@ def group_events(
     def flush() -> MemberEvents:
         for rows in order_lines.values():
             first = rows[0]
-            lines = tuple(
-                rules.PurchaseLine(r[7] or r[2], r[8] or "other", r[9], r[10]) for r in rows
-            )
+            if len(rows) == 1:
+                lines = (
+                    rules.PurchaseLine(
+                        first[7] or first[2], first[8] or "other", first[9], first[10]
+                    ),
+                )
+                gross = first[10]
+            else:
+                lines = tuple(
+                    rules.PurchaseLine(r[7] or r[2], r[8] or "other", r[9], r[10]) for r in rows
+                )
+                gross = sum(line.amount for line in lines)
             points_used = int(first[11] or 0)
-            gross = sum(line.amount for line in lines)
-            paid = max(gross - int(Decimal(points_used) * minor_per_point), 0)
+            paid = (
+                max(gross - int(Decimal(points_used) * minor_per_point), 0)
+                if points_used
+                else gross
+            )
             purchase = rules.Purchase(
-                first[2], first[4], first[5] or "store", first[6], lines, paid, 0, points_used
+                first[2],
+                first[4],
+                first[5] or "store",
+                first[6],
+                lines,
+                paid,
+                0,
+                points_used,
+                None,
+                gross,
             )
             events.append((first[4], 0, purchase))
         for return_id, rows in return_lines.items():
@@ -246,7 +272,13 @@ def group_events(
             events.clear()
             order_lines.clear()
             return_lines.clear()
-        occurred = row[4].replace(tzinfo=UTC) if row[4].tzinfo is None else row[4]
+        occurred = row[4]
+        # naive (UTC) or another UTC object (Polars' zoneinfo): ``datetime.UTC``, the same
+        # instant, which the rules and the SQLite adapter handle fastest
+        if occurred.tzinfo is not UTC and (
+            occurred.tzinfo is None or getattr(occurred.tzinfo, "key", None) in _UTC_KEYS
+        ):
+            occurred = occurred.replace(tzinfo=UTC)
         row = (*row[:4], occurred, *row[5:])
         if row[1] == "return":
             return_lines.setdefault(row[3] or f"{row[2]}:return", []).append(row)
@@ -360,6 +392,30 @@ def apply_events(
         except AllOrNothingRefused:
             status = "refused"
             report.applied = report.members_enrolled = 0
+    elif PIPELINE_WRITES and database.dialect == "postgresql" and isinstance(database.bind, Engine):
+        # (not on one shared connection, as tests use: two sessions at a time need two)
+        # the server stores chunk k (COPY, indexes, keys) while this process works out k + 1
+        with _Pipeline(database, tenant_id, now, progress, total) as pipeline:
+            for start in range(0, total, chunk_members):
+                chunk = members[start : start + chunk_members]
+                session = database.new_session(tenant_id=tenant_id)
+                try:
+                    out, stored_orders = _apply_chunk(
+                        session,
+                        tenant_id,
+                        program,
+                        chunk,
+                        now,
+                        report,
+                        advance_to,
+                        write=False,
+                        in_flight=pipeline.in_flight,
+                    )
+                except BaseException:
+                    session.rollback()
+                    session.close()
+                    raise
+                pipeline.submit(session, out, stored_orders, len(chunk))
     else:
         for start in range(0, total, chunk_members):
             chunk = members[start : start + chunk_members]
@@ -387,6 +443,89 @@ def apply_events(
     return report
 
 
+class _InFlight:
+    """The chunk being written while the next one is worked out: its orders and returns
+    count as stored (a rerun would skip them too), and ``wait`` lets it commit first."""
+
+    def __init__(self) -> None:
+        self.orders: set[str] = set()
+        self.returns: set[str] = set()
+        self.future: Future[None] | None = None
+
+    def wait(self) -> None:
+        if self.future is not None:
+            self.future.result()
+
+
+class _Pipeline:
+    """Writes each chunk in its own transaction on a second thread, one chunk at a time.
+
+    Chunk k commits before chunk k + 1 is handed over, so a stopped import has committed a
+    prefix of the chunks (as the plain loop does), and a rerun skips what is stored.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        tenant_id: int,
+        now: datetime,
+        progress: Callable[[int, int], None] | None,
+        total: int,
+    ) -> None:
+        self.tenant_id, self.now = tenant_id, now
+        self.progress, self.total, self.done = progress, total, 0
+        self.in_flight = _InFlight()
+        self.pending_size = 0
+        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-write")
+
+    def __enter__(self) -> _Pipeline:
+        return self
+
+    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
+        try:
+            if kind is None:
+                self._finish_pending()
+            elif self.in_flight.future is not None:
+                # the chunk in flight commits or not on its own; wait for it either way
+                with contextlib.suppress(BaseException):  # the first error is the one raised
+                    self.in_flight.future.result()
+        finally:
+            self.executor.shutdown(wait=True)
+
+    def _finish_pending(self) -> None:
+        if self.in_flight.future is None:
+            return
+        self.in_flight.future.result()
+        self.in_flight.future = None
+        self.done += self.pending_size
+        if self.progress:
+            self.progress(self.done, self.total)
+
+    def submit(
+        self, session: Session, out: _Rows, stored_orders: dict[str, Order], size: int
+    ) -> None:
+        try:
+            self._finish_pending()
+        except BaseException:
+            session.rollback()
+            session.close()
+            raise
+        self.in_flight.orders = {event.order_id for _, event, _ in out.orders}
+        self.in_flight.returns = {r["return_id"] for r in out.returns}
+        self.pending_size = size
+        self.in_flight.future = self.executor.submit(self._write, session, out, stored_orders)
+
+    def _write(self, session: Session, out: _Rows, stored_orders: dict[str, Order]) -> None:
+        try:
+            out.write(session, self.tenant_id, self.now, stored_orders)
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+        finally:
+            session.close()
+
+
 def _apply_chunk(
     session: Session,
     tenant_id: int,
@@ -395,7 +534,12 @@ def _apply_chunk(
     now: datetime,
     report: ImportReport,
     advance_to: datetime | None = None,
-) -> None:
+    *,
+    write: bool = True,
+    in_flight: _InFlight | None = None,
+) -> tuple[_Rows, dict[str, Order]]:
+    """Apply the events of one chunk of members; write the rows unless ``write`` is False
+    (then the caller writes ``out`` in the same session, see ``_Pipeline``)."""
     ids = [m.member_id for m in chunk]
     known = {
         row.member_id: row
@@ -429,6 +573,9 @@ def _apply_chunk(
         if return_ids
         else set()
     )
+    if in_flight is not None:  # written by the chunk before, perhaps not committed yet
+        seen_orders |= in_flight.orders.intersection(order_ids)
+        seen_returns |= in_flight.returns.intersection(return_ids)
 
     new_members = []
     for member in chunk:
@@ -523,6 +670,7 @@ def _apply_chunk(
                         at,
                         out,
                         info.id,
+                        in_flight,
                     )
             except rules.RuleError as error:
                 report.rejected += 1
@@ -553,7 +701,9 @@ def _apply_chunk(
             for at, old, new, reason in store.tier_changes(notices)
         ]
         out.final_orders.update({k: (info.id, v) for k, v in orders.items()})
-    out.write(session, tenant_id, now, stored_orders)
+    if write:
+        out.write(session, tenant_id, now, stored_orders)
+    return out, stored_orders
 
 
 def _bulk_return(
@@ -567,11 +717,14 @@ def _bulk_return(
     at: datetime,
     out: _Rows,
     member_pk: int,
+    in_flight: _InFlight | None = None,
 ) -> rules.Outcome:
     return_id, rows = event
     order_id = rows[0][2]
     record = orders.get(order_id)
     if record is None:
+        if in_flight is not None and order_id not in stored_orders:
+            in_flight.wait()  # the order may be in the chunk being written: let it commit
         row = stored_orders.get(order_id) or session.scalar(
             select(Order).where(Order.tenant_id == tenant_id, Order.order_id == order_id)
         )
