@@ -447,6 +447,31 @@ def test_live_and_bulk_agree_on_points_used_as_payment(state: AppState, tmp_path
     assert differences(live_ledger, ledger_of(state, imported)) == []
 
 
+def test_a_later_import_that_uses_up_stored_lots_writes_them_down(
+    state: AppState, tmp_path: Path
+) -> None:
+    """A lot of a first import used up by a second (300 points paid for a 30-yuan order: the
+    200 welcome points first, then 100 of the first order's 150) is stored with nothing
+    left, as live, also when a later event of the same import retires it."""
+    first = Purchase("U-1", "u-1", at(2026, 5, 1, 12), "store", [Line("tea", "tea", 1, 10_000)])
+    second = Purchase("U-1", "u-2", at(2026, 5, 10, 12), "store", [Line("tea", "tea", 1, 3_000)],
+                      300)  # fmt: skip
+    third = Purchase("U-1", "u-3", at(2026, 5, 20, 12), "store", [Line("tea", "tea", 1, 1_000)])
+    history = history_with("teahouse", first, second, third)
+    live = open_tenant(state, "live", "teahouse", history)
+    imported = open_tenant(state, "bulk", "teahouse", history)
+    apply_live(state, live, history)
+    for part, events in (("first", [first]), ("then", [second, third])):
+        path = tmp_path / f"{part}.csv"
+        write_csv(history_with("teahouse", *events), path)
+        assert apply_bulk(state, imported, path).applied == len(events)
+
+    live_ledger = ledger_of(state, live)
+    spent = [lot for lot in live_ledger["U-1"]["lots"] if lot[1] > 0 and lot[2] == 0]
+    assert len(spent) == 1  # the welcome lot
+    assert differences(live_ledger, ledger_of(state, imported)) == []
+
+
 def test_live_and_bulk_agree_on_a_return_past_the_window(state: AppState, tmp_path: Path) -> None:
     # the teahouse takes returns for 7 days; this one comes 10 days after the order
     order = Purchase("W-1", "w-1", at(2026, 5, 1, 12), "store", [Line("tea", "tea", 1, 5_000)])

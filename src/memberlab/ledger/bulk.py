@@ -999,7 +999,8 @@ class _Rows:
                     flag(lot.noticed),
                 )
             )
-        for lot in loaded.state.lots:
+        # used-up lots leave ``state.lots`` for ``state.retired``: their last change too
+        for lot in (*loaded.state.lots, *loaded.state.retired):
             if lot.seq not in new_seqs and loaded.lots_before.get(lot.seq) != (
                 lot.remaining,
                 lot.released,
