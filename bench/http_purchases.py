@@ -90,6 +90,10 @@ def cpu_seconds(root_pid: int) -> tuple[float, float]:
         name = text[text.index("(") + 1 : text.rindex(")")]
         fields = text[text.rindex(")") + 2 :].split()
         used = (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
+        if name.startswith("postgres"):
+            # + cutime + cstime: the postmaster keeps the CPU of backends that have exited
+            # (a connection closed during the run), which would otherwise go missing
+            used += (int(fields[13]) + int(fields[14])) / TICKS
         stats[int(entry.name)] = (int(fields[1]), name, used)
     server = database = 0.0
     for pid, (_parent, name, used) in stats.items():
