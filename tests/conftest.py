@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -48,6 +49,13 @@ def engine(
         engine.dispose()
         return
 
+    with postgres_engine_in_new_schema() as engine:
+        yield engine
+
+
+@contextmanager
+def postgres_engine_in_new_schema() -> Iterator[Engine]:
+    """A migrated PostgreSQL engine in a schema of its own, dropped afterwards."""
     schema = f"ml_test_{secrets.token_hex(4)}"
     admin = create_db_engine(POSTGRES_URL)
     try:

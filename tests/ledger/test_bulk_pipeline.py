@@ -3,7 +3,6 @@ as writing each chunk before the next, also where chunks depend on each other.""
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -11,10 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from conftest import POSTGRES_URL
-from memberlab.core import migrate
+from conftest import postgres_engine_in_new_schema
 from memberlab.core import tenants as tenant_service
-from memberlab.core.db import Database, create_db_engine
+from memberlab.core.db import Database
 from memberlab.datasets.demo import sample_program_text
 from memberlab.ledger import bulk
 from memberlab.programs import service as program_service
@@ -33,19 +31,8 @@ TABLES = {
 @pytest.fixture(scope="module")
 def engine() -> Iterator[Engine]:
     """A real engine (the pipeline needs two connections), in a schema of its own."""
-    schema = f"ml_test_{secrets.token_hex(4)}"
-    admin = create_db_engine(POSTGRES_URL)
-    with admin.begin() as connection:
-        connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-    engine = create_db_engine(POSTGRES_URL, connect_args={"options": f"-c search_path={schema}"})
-    try:
-        migrate.upgrade(engine)
+    with postgres_engine_in_new_schema() as engine:
         yield engine
-    finally:
-        engine.dispose()
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def tenant(database: Database, slug: str) -> int:
