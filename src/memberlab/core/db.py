@@ -203,15 +203,22 @@ class Database:
     @contextmanager
     def session(self, *, tenant_id: int | None = None, platform: bool = False) -> Iterator[Session]:
         """A unit of work that commits on success and rolls back on any error."""
-        session = self.new_session(tenant_id=tenant_id, platform=platform)
-        try:
+        with finished(self.new_session(tenant_id=tenant_id, platform=platform)) as session:
             yield session
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
+
+
+@contextmanager
+def finished(session: Session) -> Iterator[Session]:
+    """Commit ``session`` when the block ends, roll it back if the block raised, close it
+    either way (for a session opened elsewhere, e.g. on another thread)."""
+    try:
+        yield session
+        session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
 
 
 def session_tenant(session: Session) -> int:

@@ -29,7 +29,7 @@ from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.orm import Session
 
 from memberlab.core.bulkio import Adapter, adapter_for, insert_rows
-from memberlab.core.db import Database
+from memberlab.core.db import Database, finished
 from memberlab.core.errors import FieldError, InvalidInput
 from memberlab.ledger import store
 from memberlab.ledger.models import (
@@ -516,14 +516,8 @@ class _Pipeline:
         self.in_flight.future = self.executor.submit(self._write, session, out, stored_orders)
 
     def _write(self, session: Session, out: _Rows, stored_orders: dict[str, Order]) -> None:
-        try:
+        with finished(session):
             out.write(session, self.tenant_id, self.now, stored_orders)
-            session.commit()
-        except BaseException:
-            session.rollback()
-            raise
-        finally:
-            session.close()
 
 
 def _apply_chunk(
