@@ -9,6 +9,7 @@ no rules), so the ratio shows what the rules and the ledger cost on top of stori
 from __future__ import annotations
 
 import argparse
+import resource
 import time
 from datetime import UTC, datetime
 
@@ -20,7 +21,7 @@ from memberlab.core import migrate
 from memberlab.core.bulkio import insert_rows
 from memberlab.core.db import Database, create_db_engine
 from memberlab.datasets.demo import prepare_demo
-from memberlab.ledger.bulk import import_transactions
+from memberlab.ledger.bulk import CHUNK_MEMBERS, import_transactions
 from memberlab.ledger.liability import liability
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
@@ -57,16 +58,27 @@ def baseline(database: Database, frame: pl.DataFrame) -> float:
     return len(rows) / elapsed
 
 
-def run(name: str, database: Database, path, frame: pl.DataFrame) -> dict:
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run(
+    name: str, database: Database, path, frame: pl.DataFrame, workers: int | None, chunk: int
+) -> dict:
     migrate.upgrade(database.engine)
     with database.session(platform=True) as session:
         demo = prepare_demo(session, now=NOW, created_by="bench")
         tenant_id = demo.tenant.id
     plain_rate = baseline(database, frame)
     started, cpu_started = time.perf_counter(), time.process_time()
-    report = import_transactions(database, tenant_id=tenant_id, path=path, now=NOW)
+    children_started = _children_cpu()
+    report = import_transactions(
+        database, tenant_id=tenant_id, path=path, now=NOW, workers=workers, chunk_members=chunk
+    )
     elapsed = time.perf_counter() - started
-    cpu = time.process_time() - cpu_started  # this process only (not PostgreSQL's server)
+    # this process and its finished workers (not PostgreSQL's server)
+    cpu = time.process_time() - cpu_started + _children_cpu() - children_started
     with database.session(tenant_id=tenant_id) as session:
         books = liability(session, as_of=NOW)
     rate = report.applied / elapsed
@@ -75,6 +87,7 @@ def run(name: str, database: Database, path, frame: pl.DataFrame) -> dict:
         "purchases": report.applied,
         "seconds": round(elapsed, 1),
         "purchases_per_s": round(rate),
+        "workers": "auto" if workers is None else workers,
         "client_cpu_s": round(cpu, 1),
         "purchases_per_cpu_s": round(report.applied / cpu) if cpu else None,
         "plain_insert_rows_per_s": round(plain_rate),
@@ -88,6 +101,10 @@ def main() -> None:
     parser.add_argument("--purchases", type=int, default=1_000_000)
     parser.add_argument("--members", type=int, default=100_000)
     parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="worker processes (default: one per core)"
+    )
+    parser.add_argument("--chunk-members", type=int, default=CHUNK_MEMBERS)
     args = parser.parse_args()
     path = synthetic_history(
         OUT / f"history_{args.purchases}_{args.members}.parquet",
@@ -116,11 +133,11 @@ def main() -> None:
         for suffix in ("", "-wal", "-shm"):
             (OUT / f"bench_bulk.db{suffix}").unlink(missing_ok=True)
         engine = create_db_engine(f"sqlite:///{db_path}")
-        show(run("sqlite", Database(engine), path, frame))
+        show(run("sqlite", Database(engine), path, frame, args.workers, args.chunk_members))
         engine.dispose()
     if args.backend in ("postgresql", "both"):
         with postgres_schema() as (_url, engine):
-            show(run("postgresql", Database(engine), path, frame))
+            show(run("postgresql", Database(engine), path, frame, args.workers, args.chunk_members))
 
 
 if __name__ == "__main__":

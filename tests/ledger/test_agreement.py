@@ -291,9 +291,15 @@ def bring_to(state: AppState, tenant_id: int, as_of: datetime) -> None:
         run_jobs(ctx, as_of=as_of)
 
 
-def apply_bulk(state: AppState, tenant_id: int, path: Path) -> bulk.ImportReport:
+def apply_bulk(state: AppState, tenant_id: int, path: Path, workers: int = 0) -> bulk.ImportReport:
+    """``workers``: 0 works each chunk out in this process, else in that many processes."""
     return bulk.import_transactions(
-        state.database, tenant_id=tenant_id, path=path, now=FIXED_NOW, chunk_members=2
+        state.database,
+        tenant_id=tenant_id,
+        path=path,
+        now=FIXED_NOW,
+        chunk_members=2,
+        workers=workers,
     )
 
 
@@ -385,9 +391,9 @@ def differences(live: dict[str, Any], imported: dict[str, Any]) -> list[str]:
 
 
 @pytest.mark.parametrize("program", ["teahouse", "department_store"])
-@pytest.mark.parametrize("seed", [1, 2])
+@pytest.mark.parametrize(("seed", "workers"), [(1, 0), (2, 0), (3, 2)])
 def test_live_and_bulk_drivers_agree_on_a_random_history(
-    state: AppState, tmp_path: Path, program: str, seed: int
+    state: AppState, tmp_path: Path, program: str, seed: int, workers: int
 ) -> None:
     history = random_history(program, seed)
     assert sum(isinstance(e, Return) for e in history.events) >= 2  # the seeds have returns
@@ -397,7 +403,7 @@ def test_live_and_bulk_drivers_agree_on_a_random_history(
     imported = open_tenant(state, "bulk", program, history)
 
     apply_live(state, live, history)
-    report = apply_bulk(state, imported, path)
+    report = apply_bulk(state, imported, path, workers)
 
     assert (report.rejected, report.rejects) == (0, [])
     assert report.applied == len(history.events)
@@ -411,7 +417,7 @@ def test_live_and_bulk_drivers_agree_on_a_random_history(
 
     # stopped or not, a rerun applies nothing twice
     before = counts(state, imported)
-    again = apply_bulk(state, imported, path)
+    again = apply_bulk(state, imported, path, workers)
     assert (again.applied, again.skipped) == (0, len(history.events))
     assert counts(state, imported) == before
     assert ledger_of(state, imported) == bulk_ledger

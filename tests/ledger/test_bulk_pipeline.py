@@ -1,5 +1,7 @@
-"""PostgreSQL: the bulk import writing chunk k while working out k + 1 gives the same ledger
-as writing each chunk before the next, also where chunks depend on each other."""
+"""The bulk import with worker processes (chunks worked out while others are read and
+written) gives the same ledger as one chunk at a time, also where chunks depend on each
+other, and where a live write changes a member between a chunk's reading and its writing.
+On PostgreSQL, with a real engine (the pipeline's sessions follow one another)."""
 
 from __future__ import annotations
 
@@ -10,11 +12,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from conftest import postgres_engine_in_new_schema
+from conftest import TEST_SECRET, postgres_engine_in_new_schema
 from memberlab.core import tenants as tenant_service
 from memberlab.core.db import Database
+from memberlab.core.pii import PersonalDataVault
 from memberlab.datasets.demo import sample_program_text
-from memberlab.ledger import bulk
+from memberlab.ledger import bulk, service
+from memberlab.ledger.schemas import AdjustmentCreate
 from memberlab.programs import service as program_service
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
@@ -87,14 +91,11 @@ def history_file(tmp_path: Path) -> Path:
     return path
 
 
-def test_pipelined_writes_match_chunk_by_chunk(
-    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_workers_give_the_ledger_of_one_chunk_at_a_time(engine: Engine, tmp_path: Path) -> None:
     path = history_file(tmp_path)
     database = Database(engine)
     reports, ledgers = [], []
-    for slug, pipelined in (("seq", False), ("pipe", True)):
-        monkeypatch.setattr(bulk, "PIPELINE_WRITES", pipelined)
+    for slug, workers in (("seq", 0), ("pipe", 2)):
         tenant_id = tenant(database, slug)
         seen: list[tuple[int, int]] = []
         report = bulk.import_transactions(
@@ -103,13 +104,14 @@ def test_pipelined_writes_match_chunk_by_chunk(
             path=path,
             now=NOW,
             chunk_members=1,
+            workers=workers,
             progress=lambda done, total, out=seen: out.append((done, total)),
         )
         assert seen[-1] == (12, 12)
         reports.append((report.applied, report.skipped, report.rejected, report.rejects))
         ledgers.append(ledger(database, tenant_id))
         again = bulk.import_transactions(
-            database, tenant_id=tenant_id, path=path, now=NOW, chunk_members=1
+            database, tenant_id=tenant_id, path=path, now=NOW, chunk_members=1, workers=workers
         )
         assert again.applied == 0
         assert ledger(database, tenant_id) == ledgers[-1]
@@ -122,30 +124,92 @@ def test_pipelined_writes_match_chunk_by_chunk(
 def test_a_write_failing_midway_keeps_the_chunks_before_and_a_rerun_finishes(
     engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The fifth chunk's write fails on the writer thread (the server gone, say): the error
-    reaches the caller, the four chunks before are committed and nothing of the fifth or
-    later is, and the rerun gives the ledger of an import never stopped."""
+    """The fifth chunk's write fails (the server gone, say) while workers work out the next:
+    the error reaches the caller, the four chunks before are committed and nothing of the
+    fifth or later is, and the rerun gives the ledger of an import never stopped."""
     path = history_file(tmp_path)
     database = Database(engine)
     reference = tenant(database, "whole")
-    bulk.import_transactions(database, tenant_id=reference, path=path, now=NOW, chunk_members=1)
+    bulk.import_transactions(
+        database, tenant_id=reference, path=path, now=NOW, chunk_members=1, workers=0
+    )
 
     stopped = tenant(database, "stopped")
-    write = bulk._Rows.write
+    write = bulk.write_chunk
     calls = []
 
-    def failing_write(self, session, *args, **kwargs):
+    def failing_write(*args, **kwargs):
         calls.append(1)
         if len(calls) == 5:
             raise ConnectionError("server closed the connection")
-        return write(self, session, *args, **kwargs)
+        return write(*args, **kwargs)
 
-    monkeypatch.setattr(bulk._Rows, "write", failing_write)
+    monkeypatch.setattr(bulk, "write_chunk", failing_write)
     with pytest.raises(ConnectionError):
-        bulk.import_transactions(database, tenant_id=stopped, path=path, now=NOW, chunk_members=1)
+        bulk.import_transactions(
+            database, tenant_id=stopped, path=path, now=NOW, chunk_members=1, workers=2
+        )
     members = {row[0] for row in ledger(database, stopped)["member_states"]}
     assert members == {"M0", "M1", "M10", "M11"}  # the first four chunks, in member order
 
-    monkeypatch.setattr(bulk._Rows, "write", write)
-    bulk.import_transactions(database, tenant_id=stopped, path=path, now=NOW, chunk_members=1)
+    monkeypatch.setattr(bulk, "write_chunk", write)
+    bulk.import_transactions(
+        database, tenant_id=stopped, path=path, now=NOW, chunk_members=1, workers=2
+    )
     assert ledger(database, stopped) == ledger(database, reference)
+
+
+def later_file(tmp_path: Path) -> Path:
+    rows = ["kind,member_id,order_id,occurred_at,channel,sku,category,quantity,amount"]
+    rows += [
+        f"purchase,M{n},M{n}-later,2025-07-02 10:00:00,store,tea,tea,1,88.00" for n in range(12)
+    ]
+    path = tmp_path / "later.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def adjust_live(database: Database, tenant_id: int, member_id: str) -> None:
+    """What the API does for POST /members/{id}/adjustments: one unit of work."""
+    with database.session(tenant_id=tenant_id) as session:
+        ctx = service.LedgerContext(
+            session=session,
+            tenant_id=tenant_id,
+            now=NOW,
+            vault=PersonalDataVault(TEST_SECRET),
+            actor="test",
+        )
+        body = AdjustmentCreate(points=55, reason="goodwill")
+        assert service.adjust(ctx, member_id, body, key=f"adj-{member_id}").status_code == 201
+
+
+def test_a_live_write_between_reading_and_writing_a_chunk_is_not_lost(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """M3 is adjusted live after its chunk was read and before it was written: the chunk is
+    worked out again from M3's new state, which gives the ledger of the adjustment first."""
+    path, later = history_file(tmp_path), later_file(tmp_path)
+    database = Database(engine)
+    reference = tenant(database, "adjust-first")
+    bulk.import_transactions(database, tenant_id=reference, path=path, now=NOW, workers=0)
+    adjust_live(database, reference, "M3")
+    bulk.import_transactions(database, tenant_id=reference, path=later, now=NOW, workers=0)
+
+    racing = tenant(database, "adjust-racing")
+    bulk.import_transactions(database, tenant_id=racing, path=path, now=NOW, workers=0)
+    prepare = bulk._prepare
+    adjusted = []
+
+    def prepare_then_adjust(session, context, chunk, report, *, lock):
+        read = prepare(session, context, chunk, report, lock=lock)
+        if not lock and "M3" in chunk["member_id"].to_list() and not adjusted:
+            adjusted.append(True)
+            adjust_live(database, racing, "M3")  # its own transaction, committed
+        return read
+
+    monkeypatch.setattr(bulk, "_prepare", prepare_then_adjust)
+    bulk.import_transactions(
+        database, tenant_id=racing, path=later, now=NOW, chunk_members=2, workers=2
+    )
+    assert adjusted
+    assert ledger(database, racing) == ledger(database, reference)

@@ -9,6 +9,7 @@ transaction. Only for trusted, already validated rows.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -75,14 +76,53 @@ def _copy_text(value: Any) -> str:
     raise _NotText
 
 
+@dataclass(frozen=True)
+class CopyText:
+    """Rows already in PostgreSQL's COPY text format, made where the rows were worked out
+    (a bulk import's worker process), so that writing them is one ``write``."""
+
+    text: str
+    count: int
+
+
+def copy_text(rows: list[Sequence[Any]] | CopyText) -> list[Sequence[Any]] | CopyText:
+    """``rows`` as ``CopyText``, or as they are if a value needs psycopg's own adaptation."""
+    if isinstance(rows, CopyText):
+        return rows
+    try:
+        lines = ["\t".join([_copy_text(value) for value in row]) + "\n" for row in rows]
+    except _NotText:
+        return rows
+    return CopyText("".join(lines), len(rows))
+
+
 def adapter_for(session: Session) -> Adapter:
     return Adapter(session.get_bind().dialect.name)
 
 
 def insert_rows(
-    session: Session, table: Table, columns: Sequence[str], rows: Iterable[Sequence[Any]]
+    session: Session,
+    table: Table,
+    columns: Sequence[str],
+    rows: Iterable[Sequence[Any]] | CopyText,
 ) -> int:
-    """Insert tuples of ``columns`` into ``table``; returns how many rows went in."""
+    """Insert tuples of ``columns`` into ``table``; returns how many rows went in.
+
+    ``CopyText`` (PostgreSQL only) goes to the server as it is."""
+    if isinstance(rows, CopyText):
+        if not rows.count:
+            return 0
+        connection = session.connection()
+        if connection.dialect.name != "postgresql":
+            raise ValueError("COPY text is for PostgreSQL")
+        names = ", ".join(f'"{c}"' for c in columns)
+        driver = connection.connection.driver_connection
+        with (
+            driver.cursor() as cursor,
+            cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy,
+        ):
+            copy.write(rows.text)
+        return rows.count
     rows = rows if isinstance(rows, list) else list(rows)
     if not rows:
         return 0

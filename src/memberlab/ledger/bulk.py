@@ -1,37 +1,58 @@
 """Bulk history: millions of past purchases and returns through the same rules.
 
-The file is read with Polars into events, sorted by member and time. Members are processed
-in chunks; for each chunk the states of its members are loaded in a few queries, every
-event runs through ``memberlab.programs.rules`` in memory (exactly as the live ledger would
-apply it), and the results are written with multi-row inserts in one transaction per chunk.
+The file is read with Polars, sorted by member and time, and cut into chunks of whole
+members. For each chunk the states of its members are loaded in a few queries, every event
+runs through ``memberlab.programs.rules`` in memory (exactly as the live ledger would apply
+it; ``bulk_chunk``), and the results are written with multi-row inserts (COPY on
+PostgreSQL) in one transaction per chunk. Large files are worked out in worker processes,
+a chunk each, while this process reads the next chunks and writes the finished ones.
 
-Stopping at any point (even killing the process) loses at most the chunk in progress, which
-was never committed: a rerun skips the orders and returns already stored, so nothing is
-applied twice.
+Stopping at any point (even killing the process) loses at most the chunks in progress,
+which were never committed: a rerun skips the orders and returns already stored, so nothing
+is applied twice. (A chunk's new members may have been enrolled already: the rerun gives
+them their history as it would have.)
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-from collections import defaultdict
-from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+import multiprocessing
+import os
+from collections import defaultdict, deque
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import polars as pl
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from memberlab.core.bulkio import Adapter, adapter_for, insert_rows
-from memberlab.core.db import Database, finished
+from memberlab.core.bulkio import insert_rows
+from memberlab.core.db import Database
 from memberlab.core.errors import FieldError, InvalidInput
 from memberlab.ledger import store
+from memberlab.ledger.bulk_chunk import (
+    ENTRY_COLUMNS,
+    LOT_COLUMNS,
+    ORDER_COLUMNS,
+    POSTING_COLUMNS,
+    RETURN_COLUMNS,
+    ChunkContext,
+    ChunkInput,
+    ChunkResult,
+    ChunkRows,
+    MemberEvents,
+    MemberInfo,
+    compute_chunk,
+    compute_in_worker,
+    group_events,
+    start_worker,
+)
 from memberlab.ledger.models import (
     ImportRun,
     LedgerEntry,
@@ -42,15 +63,14 @@ from memberlab.ledger.models import (
     TierChange,
 )
 from memberlab.ledger.models import MemberState as MemberStateRow
-from memberlab.ledger.service import order_from_json, order_to_json, program_at
+from memberlab.ledger.service import order_from_json, program_at
 from memberlab.members.models import Member
 from memberlab.programs import rules
-from memberlab.programs.schema import ProgramDefinition
 
 CHUNK_MEMBERS = 2000
-# PostgreSQL: write a chunk on a second thread while the next is worked out
-PIPELINE_WRITES = True
-_UTC_KEYS = ("UTC", "Etc/UTC")
+# files of this many rows or more are worked out in worker processes, one per core (starting
+# them costs about a second)
+PARALLEL_MIN_ROWS = 50_000
 
 # canonical column -> accepted headers (the importer of the data module maps many more)
 COLUMNS = {
@@ -188,104 +208,53 @@ def _rejects(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
 
 # --- events ----------------------------------------------------------------------------------
 
-
-@dataclass
-class MemberEvents:
-    member_id: str
-    events: list[tuple[datetime, int, Any]]  # (time, 0 purchase / 1 return, event)
+# (``group_events`` lives with the rest of a chunk's pure work; named here for callers)
+__all__ = ["MemberEvents", "group_events"]
 
 
-def group_events(
-    frame: pl.DataFrame,
-    *,
-    minor_per_point: Decimal,
-) -> Iterator[MemberEvents]:
-    """Per member, in time order: purchases (lines grouped by order) and returns.
-
-    The line amounts are what the lines cost; points used as payment
-    (``minor_per_point`` each) are not money paid and earn nothing, as in the live path.
-    """
+def member_chunks(frame: pl.DataFrame, chunk_members: int) -> list[tuple[pl.DataFrame, int]]:
+    """The frame in (member, time, order, row) order, cut into slices of ``chunk_members``
+    whole members each: (slice, number of members)."""
     frame = frame.sort(["member_id", "occurred_at", "order_id", "row"])
-    current: str | None = None
-    events: list[tuple[datetime, int, Any]] = []
-    order_lines: dict[str, list[tuple]] = {}
-    return_lines: dict[str, list[tuple]] = {}
-    columns = [
-        "member_id",
-        "kind",
-        "order_id",
-        "return_id",
-        "occurred_at",
-        "channel",
-        "store",
-        "sku",
-        "category",
-        "quantity",
-        "amount_minor",
-        "points_used",
-    ]
+    counts = frame.group_by("member_id", maintain_order=True).len()["len"].to_list()
+    chunks: list[tuple[pl.DataFrame, int]] = []
+    offset = 0
+    for start in range(0, len(counts), chunk_members):
+        members = counts[start : start + chunk_members]
+        rows = sum(members)
+        chunks.append((frame.slice(offset, rows), len(members)))
+        offset += rows
+    return chunks
 
-    def flush() -> MemberEvents:
-        for rows in order_lines.values():
-            first = rows[0]
-            if len(rows) == 1:
-                lines = (
-                    rules.PurchaseLine(
-                        first[7] or first[2], first[8] or "other", first[9], first[10]
-                    ),
-                )
-                gross = first[10]
-            else:
-                lines = tuple(
-                    rules.PurchaseLine(r[7] or r[2], r[8] or "other", r[9], r[10]) for r in rows
-                )
-                gross = sum(line.amount for line in lines)
-            points_used = int(first[11] or 0)
-            paid = (
-                max(gross - int(Decimal(points_used) * minor_per_point), 0)
-                if points_used
-                else gross
-            )
-            purchase = rules.Purchase(
-                first[2],
-                first[4],
-                first[5] or "store",
-                first[6],
-                lines,
-                paid,
-                0,
-                points_used,
-                None,
-                gross,
-            )
-            events.append((first[4], 0, purchase))
-        for return_id, rows in return_lines.items():
-            events.append((rows[0][4], 1, (return_id, rows)))
-        events.sort(key=lambda e: (e[0], e[1]))
-        return MemberEvents(current or "", list(events))
 
-    for row in frame.select(columns).iter_rows():
-        if row[0] != current:
-            if current is not None:
-                yield flush()
-            current = row[0]
-            events.clear()
-            order_lines.clear()
-            return_lines.clear()
-        occurred = row[4]
-        # naive (UTC) or another UTC object (Polars' zoneinfo): ``datetime.UTC``, the same
-        # instant, which the rules and the SQLite adapter handle fastest
-        if occurred.tzinfo is not UTC and (
-            occurred.tzinfo is None or getattr(occurred.tzinfo, "key", None) in _UTC_KEYS
-        ):
-            occurred = occurred.replace(tzinfo=UTC)
-        row = (*row[:4], occurred, *row[5:])
-        if row[1] == "return":
-            return_lines.setdefault(row[3] or f"{row[2]}:return", []).append(row)
-        else:
-            order_lines.setdefault(row[2], []).append(row)
-    if current is not None:
-        yield flush()
+@dataclass(frozen=True)
+class _ChunkKeys:
+    """The order and return ids a chunk stores or refers to."""
+
+    orders: frozenset[str]  # its purchases
+    returns: frozenset[str]
+    referenced: frozenset[str]  # orders its returns refer to that are not among its purchases
+
+    @classmethod
+    def of(cls, frame: pl.DataFrame) -> _ChunkKeys:
+        is_return = pl.col("kind") == "return"
+        orders = frozenset(frame.filter(~is_return)["order_id"].to_list())
+        returned = frame.filter(is_return)
+        returns = frozenset(
+            returned.select(pl.coalesce("return_id", pl.col("order_id") + ":return"))
+            .to_series()
+            .to_list()
+        )
+        return cls(orders, returns, frozenset(returned["order_id"].to_list()) - orders)
+
+    def depends_on(self, other: _ChunkKeys) -> bool:
+        """Whether this chunk, read before ``other`` is written, could see the wrong things."""
+        stored = other.orders | other.returns
+        return not (
+            stored.isdisjoint(self.orders)
+            and stored.isdisjoint(self.returns)
+            and other.orders.isdisjoint(self.referenced)
+        )
 
 
 # --- the import ------------------------------------------------------------------------------
@@ -307,6 +276,7 @@ def import_transactions(
     now: datetime,
     progress: Callable[[int, int], None] | None = None,
     chunk_members: int = CHUNK_MEMBERS,
+    workers: int | None = None,
 ) -> ImportReport:
     """Apply a file of past purchases and returns in canonical columns; safe to rerun.
 
@@ -326,6 +296,7 @@ def import_transactions(
         now=now,
         progress=progress,
         chunk_members=chunk_members,
+        workers=workers,
     )
     report.rows += len({r["row"] for r in rejects})
     report.rejects = rejects + report.rejects
@@ -354,6 +325,7 @@ def apply_events(
     all_or_nothing: bool = False,
     advance_to: datetime | None = None,
     run_kind: str = "transactions",
+    workers: int | None = None,
 ) -> ImportReport:
     """Apply checked events (canonical columns, times in UTC, amounts in minor units).
 
@@ -364,6 +336,9 @@ def apply_events(
     Normally one transaction per chunk of members, so a stopped import keeps what it did and
     a rerun skips it. ``all_or_nothing`` uses one transaction for everything and raises
     ``AllOrNothingRefused`` (having written nothing) if the rules refuse any event.
+
+    ``workers``: processes that work chunks out while this one reads and writes (None: one
+    per core for files of ``PARALLEL_MIN_ROWS`` rows or more, else none; 0: none).
     """
     with database.session(tenant_id=tenant_id) as session:
         _, program = program_at(session, now)
@@ -372,19 +347,27 @@ def apply_events(
         session.flush()
         run_id = run.id
     report = ImportReport(rows=frame.height)
-    minor_per_point = rules.unit(program) / program.points_payment.points_per_unit
-    members = list(group_events(frame, minor_per_point=minor_per_point))
-    report.events = sum(len(m.events) for m in members)
-    total = len(members)
-    done = 0
+    context = ChunkContext(
+        tenant_id=tenant_id,
+        program=program,
+        now=now,
+        advance_to=advance_to,
+        minor_per_point=rules.unit(program) / program.points_payment.points_per_unit,
+        dialect=database.dialect,
+    )
+    chunks = member_chunks(frame, chunk_members)
+    total = sum(size for _, size in chunks)
+    if workers is None:
+        workers = (os.cpu_count() or 1) if frame.height >= PARALLEL_MIN_ROWS else 0
     status = "done"
     if all_or_nothing:
         try:
             with database.session(tenant_id=tenant_id) as session:
-                for start in range(0, total, chunk_members):
-                    chunk = members[start : start + chunk_members]
-                    _apply_chunk(session, tenant_id, program, chunk, now, report, advance_to)
-                    done += len(chunk)
+                done = 0
+                for chunk, size in chunks:
+                    chunk_input, _ = _prepare(session, context, chunk, report, lock=True)
+                    _count(report, _write(session, context, compute_chunk(context, chunk_input)))
+                    done += size
                     if progress:
                         progress(done, total)
                 if report.rejected:
@@ -392,38 +375,17 @@ def apply_events(
         except AllOrNothingRefused:
             status = "refused"
             report.applied = report.members_enrolled = 0
-    elif PIPELINE_WRITES and database.dialect == "postgresql" and isinstance(database.bind, Engine):
-        # (not on one shared connection, as tests use: two sessions at a time need two)
-        # the server stores chunk k (COPY, indexes, keys) while this process works out k + 1
-        with _Pipeline(database, tenant_id, now, progress, total) as pipeline:
-            for start in range(0, total, chunk_members):
-                chunk = members[start : start + chunk_members]
-                session = database.new_session(tenant_id=tenant_id)
-                try:
-                    out, stored_orders = _apply_chunk(
-                        session,
-                        tenant_id,
-                        program,
-                        chunk,
-                        now,
-                        report,
-                        advance_to,
-                        write=False,
-                        in_flight=pipeline.in_flight,
-                    )
-                except BaseException:
-                    session.rollback()
-                    session.close()
-                    raise
-                pipeline.submit(session, out, stored_orders, len(chunk))
-    else:
-        for start in range(0, total, chunk_members):
-            chunk = members[start : start + chunk_members]
+    elif workers <= 0:
+        done = 0
+        for chunk, size in chunks:
             with database.session(tenant_id=tenant_id) as session:
-                _apply_chunk(session, tenant_id, program, chunk, now, report, advance_to)
-            done += len(chunk)
+                chunk_input, _ = _prepare(session, context, chunk, report, lock=True)
+                _count(report, _write(session, context, compute_chunk(context, chunk_input)))
+            done += size
             if progress:
                 progress(done, total)
+    else:
+        _apply_in_workers(database, context, chunks, report, workers, progress, total)
     with database.session(tenant_id=tenant_id) as session:
         session.execute(
             update(ImportRun)
@@ -443,393 +405,263 @@ def apply_events(
     return report
 
 
-class _InFlight:
-    """The chunk being written while the next one is worked out: its orders and returns
-    count as stored (a rerun would skip them too), and ``wait`` lets it commit first."""
+@dataclass
+class _Pending:
+    """A chunk handed to a worker: what was read for it, to check before writing."""
 
-    def __init__(self) -> None:
-        self.orders: set[str] = set()
-        self.returns: set[str] = set()
-        self.future: Future[None] | None = None
-
-    def wait(self) -> None:
-        if self.future is not None:
-            self.future.result()
+    chunk: pl.DataFrame
+    size: int
+    keys: _ChunkKeys
+    snapshot: dict[int, tuple]
+    future: Future[ChunkResult]
 
 
-class _Pipeline:
-    """Writes each chunk in its own transaction on a second thread, one chunk at a time.
-
-    Chunk k commits before chunk k + 1 is handed over, so a stopped import has committed a
-    prefix of the chunks (as the plain loop does), and a rerun skips what is stored.
-    """
-
-    def __init__(
-        self,
-        database: Database,
-        tenant_id: int,
-        now: datetime,
-        progress: Callable[[int, int], None] | None,
-        total: int,
-    ) -> None:
-        self.tenant_id, self.now = tenant_id, now
-        self.progress, self.total, self.done = progress, total, 0
-        self.in_flight = _InFlight()
-        self.pending_size = 0
-        self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="bulk-write")
-
-    def __enter__(self) -> _Pipeline:
-        return self
-
-    def __exit__(self, kind: Any, error: Any, trace: Any) -> None:
-        try:
-            if kind is None:
-                self._finish_pending()
-            elif self.in_flight.future is not None:
-                # the chunk in flight commits or not on its own; wait for it either way
-                with contextlib.suppress(BaseException):  # the first error is the one raised
-                    self.in_flight.future.result()
-        finally:
-            self.executor.shutdown(wait=True)
-
-    def _finish_pending(self) -> None:
-        if self.in_flight.future is None:
-            return
-        self.in_flight.future.result()
-        self.in_flight.future = None
-        self.done += self.pending_size
-        if self.progress:
-            self.progress(self.done, self.total)
-
-    def submit(
-        self, session: Session, out: _Rows, stored_orders: dict[str, Order], size: int
-    ) -> None:
-        try:
-            self._finish_pending()
-        except BaseException:
-            session.rollback()
-            session.close()
-            raise
-        self.in_flight.orders = {event.order_id for _, event, _ in out.orders}
-        self.in_flight.returns = {r["return_id"] for r in out.returns}
-        self.pending_size = size
-        self.in_flight.future = self.executor.submit(self._write, session, out, stored_orders)
-
-    def _write(self, session: Session, out: _Rows, stored_orders: dict[str, Order]) -> None:
-        with finished(session):
-            out.write(session, self.tenant_id, self.now, stored_orders)
-
-
-def _apply_chunk(
-    session: Session,
-    tenant_id: int,
-    program: ProgramDefinition,
-    chunk: list[MemberEvents],
-    now: datetime,
+def _apply_in_workers(
+    database: Database,
+    context: ChunkContext,
+    chunks: list[tuple[pl.DataFrame, int]],
     report: ImportReport,
-    advance_to: datetime | None = None,
-    *,
-    write: bool = True,
-    in_flight: _InFlight | None = None,
-) -> tuple[_Rows, dict[str, Order]]:
-    """Apply the events of one chunk of members; write the rows unless ``write`` is False
-    (then the caller writes ``out`` in the same session, see ``_Pipeline``)."""
-    ids = [m.member_id for m in chunk]
-    known = {
-        row.member_id: row
-        for row in session.execute(
-            select(
-                Member.id, Member.member_id, Member.enrolled_at, Member.birthday_month_day
-            ).where(Member.tenant_id == tenant_id, Member.member_id.in_(ids))
-        )
-    }
-    order_ids = [e.order_id for m in chunk for _, kind, e in m.events if kind == 0]
-    seen_orders = (
-        set(
-            session.scalars(
-                select(Order.order_id).where(
-                    Order.tenant_id == tenant_id, Order.order_id.in_(order_ids)
-                )
-            )
-        )
-        if order_ids
-        else set()
-    )
-    return_ids = [e[0] for m in chunk for _, kind, e in m.events if kind == 1]
-    seen_returns = (
-        set(
-            session.scalars(
-                select(OrderReturn.return_id).where(
-                    OrderReturn.tenant_id == tenant_id, OrderReturn.return_id.in_(return_ids)
-                )
-            )
-        )
-        if return_ids
-        else set()
-    )
-    if in_flight is not None:  # written by the chunk before, perhaps not committed yet
-        seen_orders |= in_flight.orders.intersection(order_ids)
-        seen_returns |= in_flight.returns.intersection(return_ids)
+    workers: int,
+    progress: Callable[[int, int], None] | None,
+    total: int,
+) -> None:
+    """Read chunk k + 1 and write chunk k here while worker processes work chunks out.
 
-    new_members = []
-    for member in chunk:
-        if member.member_id not in known:
-            if not program.enrolment.enrol_on_first_purchase or not member.events:
-                report.rejected += len(member.events)
-                report.rejects.append(
-                    {
-                        "row": None,
-                        "column": "member_id",
-                        "value": member.member_id,
-                        "key": "members.not_found",
-                    }
-                )
-                continue
-            first = member.events[0][0]
-            new_members.append(
-                {
-                    "tenant_id": tenant_id,
-                    "member_id": member.member_id,
-                    "enrolled_at": first,
-                    "consents": {},
-                    "status": "active",
-                    "created_at": now,
-                    "updated_at": now,
-                    "enrol_channel": getattr(member.events[0][2], "channel", None),
-                }
-            )
-    if new_members:
+    Each chunk is read in one short transaction (which also enrols its new members) and
+    written in another, in file order. Between the two, a live write could change one of
+    its members: the write transaction locks the chunk's members and compares their state
+    rows with what was read, and if any changed, works the chunk out again there and then.
+    A chunk that stores or refers to an order or return of a chunk not yet written waits
+    for that one, so every chunk reads what a one-at-a-time import would have read.
+    """
+    tenant_id = context.tenant_id
+    done = 0
+    pending: deque[_Pending] = deque()
+
+    def write_oldest() -> None:
+        nonlocal done
+        item = pending.popleft()
+        result = item.future.result()
+        with database.session(tenant_id=tenant_id) as session:
+            pks = sorted(info.pk for info in _known(session, tenant_id, item.chunk).values())
+            _lock_members(session, pks)
+            if _state_rows(session, tenant_id, pks) != item.snapshot:
+                chunk_input, _ = _prepare(session, context, item.chunk, report, lock=True)
+                result = compute_chunk(context, chunk_input)
+            _count(report, _write(session, context, result))
+        done += item.size
+        if progress:
+            progress(done, total)
+
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=start_worker,
+        initargs=(context,),
+    )
+    try:
+        for chunk, size in chunks:
+            keys = _ChunkKeys.of(chunk)
+            while any(keys.depends_on(item.keys) for item in pending):
+                write_oldest()
+            with database.session(tenant_id=tenant_id) as session:
+                chunk_input, snapshot = _prepare(session, context, chunk, report, lock=False)
+            future = pool.submit(compute_in_worker, chunk_input)
+            pending.append(_Pending(chunk, size, keys, snapshot, future))
+            while len(pending) > workers:
+                write_oldest()
+        while pending:
+            write_oldest()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _count(report: ImportReport, result: ChunkResult) -> None:
+    report.events += result.events
+    report.applied += result.applied
+    report.skipped += result.skipped
+    report.rejected += result.rejected
+    report.rejects += result.rejects
+
+
+# --- reading and writing a chunk -------------------------------------------------------------
+
+_members = Member.__table__
+_states = MemberStateRow.__table__
+_lots = PointsLot.__table__
+_entries = LedgerEntry.__table__
+_orders = Order.__table__
+
+
+def _known(session: Session, tenant_id: int, chunk: pl.DataFrame) -> dict[str, MemberInfo]:
+    ids = chunk["member_id"].unique(maintain_order=True).to_list()
+    query = select(
+        _members.c.id, _members.c.member_id, _members.c.enrolled_at, _members.c.birthday_month_day
+    ).where(_members.c.tenant_id == tenant_id, _members.c.member_id.in_(ids))
+    return {
+        member_id: MemberInfo(pk, enrolled_at, birthday)
+        for pk, member_id, enrolled_at, birthday in session.connection().execute(query)
+    }
+
+
+def _lock_members(session: Session, pks: list[int]) -> None:
+    """PostgreSQL: lock the members' rows, as the live ledger does (SQLite's BEGIN IMMEDIATE
+    already holds the database)."""
+    if pks and session.get_bind().dialect.name == "postgresql":
+        session.connection().execute(
+            select(_members.c.id)
+            .where(_members.c.id.in_(pks))
+            .order_by(_members.c.id)
+            .with_for_update()
+        )
+
+
+def _state_rows(session: Session, tenant_id: int, pks: list[int]) -> dict[int, tuple]:
+    if not pks:
+        return {}
+    query = select(_states).where(_states.c.tenant_id == tenant_id, _states.c.member_pk.in_(pks))
+    return {row.member_pk: tuple(row) for row in session.connection().execute(query)}
+
+
+def _prepare(
+    session: Session,
+    context: ChunkContext,
+    chunk: pl.DataFrame,
+    report: ImportReport,
+    *,
+    lock: bool,
+) -> tuple[ChunkInput, dict[int, tuple]]:
+    """What the database holds of the chunk's members (enrolling the new ones, if the program
+    says so), and their state rows as read (to check, before writing, that none changed)."""
+    tenant_id, program = context.tenant_id, context.program
+    keys = _ChunkKeys.of(chunk)
+    known = _known(session, tenant_id, chunk)
+    unknown = chunk.filter(~pl.col("member_id").is_in(list(known)))
+    if unknown.height and program.enrolment.enrol_on_first_purchase:
+        # enrolled at the first event (purchases before returns at the same moment), by its
+        # channel if it is a purchase
+        firsts = (
+            unknown.with_columns((pl.col("kind") == "return").alias("_is_return"))
+            .sort(["member_id", "occurred_at", "_is_return", "order_id", "row"])
+            .group_by("member_id", maintain_order=True)
+            .first()
+        )
+        new_members = [
+            {
+                "tenant_id": tenant_id,
+                "member_id": member_id,
+                "enrolled_at": _utc(at),
+                "consents": {},
+                "status": "active",
+                "created_at": context.now,
+                "updated_at": context.now,
+                "enrol_channel": None if is_return else (channel or "store"),
+            }
+            for member_id, at, channel, is_return in firsts.select(
+                "member_id", "occurred_at", "channel", "_is_return"
+            ).iter_rows()
+        ]
         session.execute(insert(Member), new_members)
         report.members_enrolled += len(new_members)
-        known.update(
-            {
-                row.member_id: row
-                for row in session.execute(
-                    select(
-                        Member.id, Member.member_id, Member.enrolled_at, Member.birthday_month_day
-                    ).where(
-                        Member.tenant_id == tenant_id,
-                        Member.member_id.in_([m["member_id"] for m in new_members]),
-                    )
+        known = _known(session, tenant_id, chunk)
+    pks = sorted(info.pk for info in known.values())
+    if lock:
+        _lock_members(session, pks)
+    connection = session.connection()
+    seen_orders: set[str] = set()
+    if keys.orders:
+        seen_orders = set(
+            connection.scalars(
+                select(_orders.c.order_id).where(
+                    _orders.c.tenant_id == tenant_id, _orders.c.order_id.in_(keys.orders)
                 )
-            }
+            )
         )
-
-    pks = [known[m].id for m in ids if m in known]
-    states = _load_states(session, tenant_id, program, pks, known, now)
-
-    out = _Rows(adapter_for(session))
-    stored_orders: dict[str, Order] = {}
-    for member in chunk:
-        info = known.get(member.member_id)
-        if info is None:
-            continue
-        loaded = states[info.id]
-        state = loaded.state
-        entries: list[rules.Entry] = []
-        lots: list[rules.Lot] = []
-        notices: list[rules.Notice] = []
-        orders: dict[str, rules.OrderRecord] = {}
-        if loaded.is_new:
-            outcome = rules.enrol(program, state, info.enrolled_at, member.member_id)
-            entries += outcome.entries
-            lots += outcome.lots
-            notices += outcome.notices
-        for at, kind, event in member.events:
-            if kind == 0 and event.order_id in seen_orders:
-                report.skipped += 1
-                continue
-            if kind == 1 and event[0] in seen_returns:
-                report.skipped += 1
-                continue
-            outcome = rules.advance(program, state, max(at, state.as_of or at))
-            entries += outcome.entries
-            lots += outcome.lots
-            notices += outcome.notices
-            try:
-                if kind == 0:
-                    outcome = rules.purchase(program, state, event)
-                    assert outcome.order is not None
-                    orders[event.order_id] = outcome.order
-                    out.orders.append((info.id, event, outcome))
-                else:
-                    outcome = _bulk_return(
-                        session,
-                        tenant_id,
-                        program,
-                        state,
-                        orders,
-                        stored_orders,
-                        event,
-                        at,
-                        out,
-                        info.id,
-                        in_flight,
-                    )
-            except rules.RuleError as error:
-                report.rejected += 1
-                report.rejects.append(
-                    {
-                        "row": None,
-                        "column": "order_id",
-                        "value": event.order_id if kind == 0 else event[0],
-                        "key": error.key,
-                        "params": error.params,
-                    }
+    seen_returns: set[str] = set()
+    if keys.returns:
+        returns = OrderReturn.__table__
+        seen_returns = set(
+            connection.scalars(
+                select(returns.c.return_id).where(
+                    returns.c.tenant_id == tenant_id, returns.c.return_id.in_(keys.returns)
                 )
-                continue
-            entries += outcome.entries
-            lots += outcome.lots
-            notices += outcome.notices
-            report.applied += 1
-        if advance_to is not None and (state.as_of is None or state.as_of < advance_to):
-            # what the jobs would have done since the member's last event: pending points
-            # released, lots expired, reviews, birthdays, up to ``advance_to``
-            outcome = rules.advance(program, state, advance_to)
-            entries += outcome.entries
-            lots += outcome.lots
-            notices += outcome.notices
-        out.add_member(tenant_id, info.id, loaded, entries, lots, now)
-        out.tier_changes += [
-            (tenant_id, info.id, out.adapt.dt(at), old, new, reason)
-            for at, old, new, reason in store.tier_changes(notices)
-        ]
-        out.final_orders.update({k: (info.id, v) for k, v in orders.items()})
-    if write:
-        out.write(session, tenant_id, now, stored_orders)
-    return out, stored_orders
-
-
-def _bulk_return(
-    session: Session,
-    tenant_id: int,
-    program: ProgramDefinition,
-    state: rules.MemberState,
-    orders: dict[str, rules.OrderRecord],
-    stored_orders: dict[str, Order],
-    event: tuple[str, list[tuple]],
-    at: datetime,
-    out: _Rows,
-    member_pk: int,
-    in_flight: _InFlight | None = None,
-) -> rules.Outcome:
-    return_id, rows = event
-    order_id = rows[0][2]
-    record = orders.get(order_id)
-    if record is None:
-        if in_flight is not None and order_id not in stored_orders:
-            in_flight.wait()  # the order may be in the chunk being written: let it commit
-        row = stored_orders.get(order_id) or session.scalar(
-            select(Order).where(Order.tenant_id == tenant_id, Order.order_id == order_id)
+            )
         )
-        if row is None:
-            raise rules.RuleError("ledger.order_not_found", order_id=order_id)
-        stored_orders[order_id] = row
-        record = order_from_json(row.record)
-        orders[order_id] = record
-    lines: list[rules.ReturnLine] = []
-    for r in rows:
-        sku = r[7]
-        if sku is None:
-            lines += [
-                rules.ReturnLine(i, line.quantity - line.returned_quantity)
-                for i, line in enumerate(record.lines)
-                if line.quantity > line.returned_quantity
-            ]
-            continue
-        index = next((i for i, line in enumerate(record.lines) if line.sku == sku), None)
-        if index is None:
-            raise rules.RuleError("ledger.unknown_line", line=sku, order_id=order_id)
-        lines.append(rules.ReturnLine(index, r[9]))
-    outcome = rules.return_(
-        program, state, record, rules.Return(return_id, order_id, at, tuple(lines))
-    )
-    entry = outcome.entries[0]
-    out.returns.append(
-        {
-            "tenant_id": tenant_id,
-            "return_id": return_id,
-            "order_id": order_id,
-            "member_pk": member_pk,
-            "occurred_at": at,
-            "entry_seq": entry.seq,
-            "lines": [{"line": x.line, "quantity": x.quantity} for x in lines],
-            "points_reversed": -entry.detail["points"],
-            "growth_reversed": -entry.growth,
-            "amount_returned": -entry.spend,
+    stored_orders: dict[str, rules.OrderRecord] = {}
+    if keys.referenced:
+        query = select(_orders.c.order_id, _orders.c.record).where(
+            _orders.c.tenant_id == tenant_id, _orders.c.order_id.in_(keys.referenced)
+        )
+        stored_orders = {
+            order_id: order_from_json(record) for order_id, record in connection.execute(query)
         }
-    )
-    return outcome
+    snapshot = _state_rows(session, tenant_id, pks)
+    states = _load_states(session, context, known, snapshot)
+    chunk_input = ChunkInput(chunk, known, states, seen_orders, seen_returns, stored_orders)
+    return chunk_input, snapshot
+
+
+def _utc(moment: datetime) -> datetime:
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 def _load_states(
     session: Session,
-    tenant_id: int,
-    program: ProgramDefinition,
-    pks: list[int],
-    known: dict[str, Any],
-    now: datetime,
+    context: ChunkContext,
+    known: dict[str, MemberInfo],
+    state_rows: dict[int, tuple],
 ) -> dict[int, store.Loaded]:
+    tenant_id, program = context.tenant_id, context.program
     notice_days = program.points.expiring_notice_days
-    by_pk = {row.id: row for row in known.values()}
-    rows = (
-        {
-            row.member_pk: row
-            for row in session.scalars(
-                select(MemberStateRow).where(
-                    MemberStateRow.tenant_id == tenant_id, MemberStateRow.member_pk.in_(pks)
-                )
-            )
-        }
-        if pks
-        else {}
-    )
+    columns = [c.name for c in _states.columns]
+    connection = session.connection()
     lots: dict[int, list[rules.Lot]] = defaultdict(list)
     activity: dict[int, list[rules.Activity]] = defaultdict(list)
-    with_state = list(rows)
+    with_state = list(state_rows)
     if with_state:
-        for lot in session.scalars(
-            select(PointsLot).where(
-                PointsLot.tenant_id == tenant_id,
-                PointsLot.member_pk.in_(with_state),
-                (PointsLot.remaining > 0) | (PointsLot.released.is_(False)),
-            )
-        ):
+        query = select(_lots).where(
+            _lots.c.tenant_id == tenant_id,
+            _lots.c.member_pk.in_(with_state),
+            (_lots.c.remaining > 0) | (_lots.c.released.is_(False)),
+        )
+        for lot in connection.execute(query):
             lots[lot.member_pk].append(store.lot_from_row(lot))
-        horizon = store.activity_horizon(program, now)
+        horizon = store.activity_horizon(program, context.now)
         if horizon is not None:
             query = (
                 select(
-                    LedgerEntry.member_pk,
-                    LedgerEntry.at,
-                    LedgerEntry.growth,
-                    LedgerEntry.spend,
-                    LedgerEntry.orders,
+                    _entries.c.member_pk,
+                    _entries.c.at,
+                    _entries.c.growth,
+                    _entries.c.spend,
+                    _entries.c.orders,
                 )
                 .where(
-                    LedgerEntry.tenant_id == tenant_id,
-                    LedgerEntry.member_pk.in_(with_state),
-                    LedgerEntry.at >= horizon,
-                    (LedgerEntry.growth != 0)
-                    | (LedgerEntry.spend != 0)
-                    | (LedgerEntry.orders != 0),
+                    _entries.c.tenant_id == tenant_id,
+                    _entries.c.member_pk.in_(with_state),
+                    _entries.c.at >= horizon,
+                    (_entries.c.growth != 0) | (_entries.c.spend != 0) | (_entries.c.orders != 0),
                 )
-                .order_by(LedgerEntry.member_pk, LedgerEntry.at, LedgerEntry.seq)
+                .order_by(_entries.c.member_pk, _entries.c.at, _entries.c.seq)
             )
-            for pk, at, g, s, o in session.execute(query):
+            for pk, at, g, s, o in connection.execute(query):
                 activity[pk].append(rules.Activity(at, g, s, o))
     loaded: dict[int, store.Loaded] = {}
-    for pk in pks:
-        member = by_pk[pk]
-        row = rows.get(pk)
-        if row is None:
+    for member in known.values():
+        pk = member.pk
+        values = state_rows.get(pk)
+        if values is None:
             state = rules.new_member_state(
-                program, enrolled_at=member.enrolled_at, birthday=member.birthday_month_day
+                program, enrolled_at=member.enrolled_at, birthday=member.birthday
             )
             loaded[pk] = store.Loaded(pk, state, is_new=True, notice_days=notice_days)
             continue
         state = store.state_from_row(
-            row, enrolled_at=member.enrolled_at, birthday=member.birthday_month_day
+            SimpleNamespace(**dict(zip(columns, values, strict=True))),
+            enrolled_at=member.enrolled_at,
+            birthday=member.birthday,
         )
         state.lots = sorted(lots[pk], key=lambda lot: lot.seq)
         state.activity = activity[pk]
@@ -843,282 +675,62 @@ def _load_states(
     return loaded
 
 
-ENTRY_COLUMNS = (
-    "tenant_id",
-    "member_pk",
-    "seq",
-    "kind",
-    "at",
-    "recorded_at",
-    "reference",
-    "points",
-    "growth",
-    "spend",
-    "orders",
-    "detail",
-)
-POSTING_COLUMNS = (
-    "tenant_id",
-    "member_pk",
-    "entry_seq",
-    "leg",
-    "source",
-    "destination",
-    "amount",
-    "lot_seq",
-    "at",
-)
-LOT_COLUMNS = (
-    "tenant_id",
-    "member_pk",
-    "seq",
-    "earned_at",
-    "available_at",
-    "expires_at",
-    "amount",
-    "remaining",
-    "source",
-    "released",
-    "reference",
-    "noticed",
-)
-ORDER_COLUMNS = (
-    "tenant_id",
-    "order_id",
-    "member_pk",
-    "occurred_at",
-    "channel",
-    "store",
-    "amount_paid",
-    "gross",
-    "discount",
-    "points_used",
-    "points_earned",
-    "growth_earned",
-    "coupon_code",
-    "entry_seq",
-    "record",
-)
-RETURN_COLUMNS = (
-    "tenant_id",
-    "return_id",
-    "order_id",
-    "member_pk",
-    "occurred_at",
-    "entry_seq",
-    "lines",
-    "points_reversed",
-    "growth_reversed",
-    "amount_returned",
-)
+def _write(session: Session, context: ChunkContext, result: ChunkResult) -> ChunkResult:
+    write_chunk(session, context.tenant_id, result.rows)
+    return result
 
 
-@dataclass
-class _Rows:
-    """Everything a chunk writes, as tuples for ``insert_rows``."""
-
-    adapt: Adapter
-    entries: list[tuple] = field(default_factory=list)
-    postings: list[tuple] = field(default_factory=list)
-    lots: list[tuple] = field(default_factory=list)
-    lot_updates: list[dict[str, Any]] = field(default_factory=list)
-    new_states: list[tuple] = field(default_factory=list)
-    state_columns: tuple[str, ...] = ()
-    state_updates: list[dict[str, Any]] = field(default_factory=list)
-    orders: list[tuple[int, rules.Purchase, rules.Outcome]] = field(default_factory=list)
-    final_orders: dict[str, tuple[int, rules.OrderRecord]] = field(default_factory=dict)
-    returns: list[dict[str, Any]] = field(default_factory=list)
-    tier_changes: list[tuple] = field(default_factory=list)
-
-    def add_member(
-        self,
-        tenant_id: int,
-        member_pk: int,
-        loaded: store.Loaded,
-        entries: list[rules.Entry],
-        lots: list[rules.Lot],
-        now: datetime,
-    ) -> None:
-        dt, js = self.adapt.dt, self.adapt.js
-        recorded = dt(now)
-        for entry in entries:
-            at = dt(entry.at)
-            self.entries.append(
-                (
-                    tenant_id,
-                    member_pk,
-                    entry.seq,
-                    entry.kind,
-                    at,
-                    recorded,
-                    entry.reference,
-                    entry.points,
-                    entry.growth,
-                    entry.spend,
-                    entry.orders,
-                    js(entry.detail),
-                )
+def write_chunk(session: Session, tenant_id: int, rows: ChunkRows) -> None:
+    """Store a chunk's rows in the session's transaction."""
+    insert_rows(session, _states, rows.state_columns, rows.new_states)
+    insert_rows(session, _entries, ENTRY_COLUMNS, rows.entries)
+    insert_rows(session, Posting.__table__, POSTING_COLUMNS, rows.postings)
+    insert_rows(session, _lots, LOT_COLUMNS, rows.lots)
+    insert_rows(session, TierChange.__table__, store.TIER_CHANGE_COLUMNS, rows.tier_changes)
+    connection = session.connection()
+    if rows.lot_updates:
+        connection.execute(
+            _lots.update()
+            .where(
+                _lots.c.tenant_id == bindparam("b_tenant"),
+                _lots.c.member_pk == bindparam("b_member"),
+                _lots.c.seq == bindparam("b_seq"),
             )
-            for leg, m in enumerate(entry.movements):
-                self.postings.append(
-                    (
-                        tenant_id,
-                        member_pk,
-                        entry.seq,
-                        leg,
-                        m.source,
-                        m.destination,
-                        m.amount,
-                        m.lot,
-                        at,
-                    )
-                )
-        new_seqs = set()
-        flag = self.adapt.flag
-        for lot in lots:
-            new_seqs.add(lot.seq)
-            self.lots.append(
-                (
-                    tenant_id,
-                    member_pk,
-                    lot.seq,
-                    dt(lot.earned_at),
-                    dt(lot.available_at),
-                    dt(lot.expires_at),
-                    lot.amount,
-                    lot.remaining,
-                    lot.source,
-                    flag(lot.released),
-                    lot.reference,
-                    flag(lot.noticed),
-                )
-            )
-        # used-up lots leave ``state.lots`` for ``state.retired``: their last change too
-        for lot in (*loaded.state.lots, *loaded.state.retired):
-            if lot.seq not in new_seqs and loaded.lots_before.get(lot.seq) != (
-                lot.remaining,
-                lot.released,
-                lot.noticed,
-            ):
-                self.lot_updates.append(
-                    {
-                        "b_tenant": tenant_id,
-                        "b_member": member_pk,
-                        "b_seq": lot.seq,
-                        "remaining": lot.remaining,
-                        "released": lot.released,
-                        "noticed": lot.noticed,
-                    }
-                )
-        loaded.state.retired.clear()
-        values = store.state_row(tenant_id, member_pk, loaded.state, now, loaded.notice_days)
-        if loaded.is_new:
-            self.new_states.append(
-                tuple(
-                    js(v) if k == "bonus_counts" else dt(v) if isinstance(v, datetime) else v
-                    for k, v in values.items()
-                )
-            )
-            self.state_columns = tuple(values)
-        else:
-            self.state_updates.append(values)
-
-    def write(
-        self, session: Session, tenant_id: int, now: datetime, stored_orders: dict[str, Order]
-    ) -> None:
-        from sqlalchemy import bindparam
-
-        js, dt = self.adapt.js, self.adapt.dt
-        insert_rows(session, MemberStateRow.__table__, self.state_columns, self.new_states)
-        insert_rows(session, LedgerEntry.__table__, ENTRY_COLUMNS, self.entries)
-        insert_rows(session, Posting.__table__, POSTING_COLUMNS, self.postings)
-        insert_rows(session, PointsLot.__table__, LOT_COLUMNS, self.lots)
-        insert_rows(session, TierChange.__table__, store.TIER_CHANGE_COLUMNS, self.tier_changes)
-        if self.lot_updates:
-            table = PointsLot.__table__
-            session.execute(
-                table.update()
-                .where(
-                    table.c.tenant_id == bindparam("b_tenant"),
-                    table.c.member_pk == bindparam("b_member"),
-                    table.c.seq == bindparam("b_seq"),
-                )
-                .values(
-                    remaining=bindparam("remaining"),
-                    released=bindparam("released"),
-                    noticed=bindparam("noticed"),
-                ),
-                self.lot_updates,
-            )
-        if self.state_updates:
-            table = MemberStateRow.__table__
-            rows = [
-                {
-                    **{k: v for k, v in row.items() if k not in ("tenant_id", "member_pk")},
-                    "b_tenant": row["tenant_id"],
-                    "b_member": row["member_pk"],
-                }
-                for row in self.state_updates
-            ]
-            columns = [k for k in rows[0] if not k.startswith("b_")]
-            session.execute(
-                table.update()
-                .where(
-                    table.c.tenant_id == bindparam("b_tenant"),
-                    table.c.member_pk == bindparam("b_member"),
-                )
-                .values({c: bindparam(c) for c in columns}),
-                rows,
-            )
-        order_rows = []
-        for member_pk, event, outcome in self.orders:
-            record = self.final_orders[event.order_id][1]
-            purchase_entry = next(e for e in outcome.entries if e.kind == "purchase")
-            order_rows.append(
-                (
-                    tenant_id,
-                    event.order_id,
-                    member_pk,
-                    dt(event.occurred_at),
-                    event.channel,
-                    event.store,
-                    event.amount_paid,
-                    event.gross,
-                    event.discount,
-                    event.points_used,
-                    record.points + record.bonus_points,
-                    purchase_entry.growth,
-                    None,
-                    purchase_entry.seq,
-                    js(order_to_json(record)),
-                )
-            )
-        insert_rows(session, Order.__table__, ORDER_COLUMNS, order_rows)
-        for order_id, row in stored_orders.items():
-            member_pk, record = self.final_orders.get(order_id, (None, None))
-            if record is not None:
-                row.record = order_to_json(record)
-        insert_rows(
-            session,
-            OrderReturn.__table__,
-            RETURN_COLUMNS,
-            [
-                (
-                    r["tenant_id"],
-                    r["return_id"],
-                    r["order_id"],
-                    r["member_pk"],
-                    dt(r["occurred_at"]),
-                    r["entry_seq"],
-                    js(r["lines"]),
-                    r["points_reversed"],
-                    r["growth_reversed"],
-                    r["amount_returned"],
-                )
-                for r in self.returns
-            ],
+            .values(
+                remaining=bindparam("remaining"),
+                released=bindparam("released"),
+                noticed=bindparam("noticed"),
+            ),
+            rows.lot_updates,
         )
-        session.flush()
+    if rows.state_updates:
+        updates = [
+            {
+                **{k: v for k, v in row.items() if k not in ("tenant_id", "member_pk")},
+                "b_tenant": row["tenant_id"],
+                "b_member": row["member_pk"],
+            }
+            for row in rows.state_updates
+        ]
+        columns = [k for k in updates[0] if not k.startswith("b_")]
+        connection.execute(
+            _states.update()
+            .where(
+                _states.c.tenant_id == bindparam("b_tenant"),
+                _states.c.member_pk == bindparam("b_member"),
+            )
+            .values({c: bindparam(c) for c in columns}),
+            updates,
+        )
+    insert_rows(session, _orders, ORDER_COLUMNS, rows.orders)
+    if rows.order_records:
+        connection.execute(
+            _orders.update()
+            .where(_orders.c.tenant_id == tenant_id, _orders.c.order_id == bindparam("b_order"))
+            .values(record=bindparam("b_record", type_=_orders.c.record.type)),
+            [{"b_order": order_id, "b_record": record} for order_id, record in rows.order_records],
+        )
+    insert_rows(session, OrderReturn.__table__, RETURN_COLUMNS, rows.returns)
 
 
 def as_utc(moment: datetime, timezone: str) -> datetime:
