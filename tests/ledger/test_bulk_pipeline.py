@@ -13,8 +13,9 @@ import pytest
 from sqlalchemy import Engine, text
 
 from conftest import TEST_SECRET, postgres_engine_in_new_schema
+from memberlab.core import migrate
 from memberlab.core import tenants as tenant_service
-from memberlab.core.db import Database
+from memberlab.core.db import Database, create_db_engine
 from memberlab.core.pii import PersonalDataVault
 from memberlab.datasets.demo import sample_program_text
 from memberlab.ledger import bulk, service
@@ -213,3 +214,26 @@ def test_a_live_write_between_reading_and_writing_a_chunk_is_not_lost(
     )
     assert adjusted
     assert ledger(database, racing) == ledger(database, reference)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_large_import_leaves_the_planner_statistics_of_what_it_loaded(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
+    """Without them, PostgreSQL found a member by number by scanning the tenant's members."""
+    if backend == "sqlite":
+        engine = create_db_engine(f"sqlite:///{tmp_path / 'stats.db'}")
+        migrate.upgrade(engine)
+    database = Database(engine)
+    tenant_id = tenant(database, f"stats-{backend}")
+    monkeypatch.setattr(bulk, "ANALYZE_MIN_APPLIED", 40)  # the file's 49 events
+    bulk.import_transactions(database, tenant_id=tenant_id, path=history_file(tmp_path), now=NOW)
+    with engine.connect() as connection:
+        if backend == "sqlite":
+            analyzed = connection.exec_driver_sql("select tbl from sqlite_stat1").scalars()
+        else:
+            analyzed = connection.exec_driver_sql(
+                "select relname from pg_stat_user_tables where last_analyze is not null"
+                " and schemaname = current_schema()"
+            ).scalars()
+        assert {"orders", "ledger_entries", "members"} <= set(analyzed)

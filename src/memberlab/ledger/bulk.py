@@ -71,6 +71,8 @@ CHUNK_MEMBERS = 2000
 # files of this many rows or more are worked out in worker processes, one per core (starting
 # them costs about a second)
 PARALLEL_MIN_ROWS = 50_000
+# imports that apply this many events or more refresh the planner's statistics at the end
+ANALYZE_MIN_APPLIED = 5_000
 
 # canonical column -> accepted headers (the importer of the data module maps many more)
 COLUMNS = {
@@ -386,6 +388,8 @@ def apply_events(
                 progress(done, total)
     else:
         _apply_in_workers(database, context, chunks, report, workers, progress, total)
+    if status == "done" and report.applied >= ANALYZE_MIN_APPLIED:
+        refresh_statistics(database)
     with database.session(tenant_id=tenant_id) as session:
         session.execute(
             update(ImportRun)
@@ -474,6 +478,36 @@ def _apply_in_workers(
             write_oldest()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+# the tables an import fills, whose planner statistics it makes stale
+LOADED_TABLES = (
+    "members",
+    "member_states",
+    "ledger_entries",
+    "postings",
+    "points_lots",
+    "orders",
+    "order_returns",
+    "tier_changes",
+)
+
+
+def refresh_statistics(database: Database) -> None:
+    """ANALYZE the tables an import filled, as one does after any bulk load.
+
+    Until then the planner works from the statistics of the tables before the load (on
+    PostgreSQL, until autovacuum gets round to them): a member looked up by number was
+    found by scanning the tenant's members through another index.
+    """
+    with database.session(platform=True) as session:
+        connection = session.connection()
+        if database.dialect == "postgresql":
+            connection.exec_driver_sql(f"ANALYZE {', '.join(LOADED_TABLES)}")
+            return
+        connection.exec_driver_sql("PRAGMA analysis_limit=1000")  # a sample, as PostgreSQL's
+        for table in LOADED_TABLES:
+            connection.exec_driver_sql(f"ANALYZE {table}")
 
 
 def _count(report: ImportReport, result: ChunkResult) -> None:
