@@ -379,10 +379,12 @@ def apply_events(
             report.applied = report.members_enrolled = 0
     elif workers <= 0:
         done = 0
+        statistics = _StatisticsSchedule(database)
         for chunk, size in chunks:
             with database.session(tenant_id=tenant_id) as session:
                 chunk_input, _ = _prepare(session, context, chunk, report, lock=True)
                 _count(report, _write(session, context, compute_chunk(context, chunk_input)))
+            statistics.after_chunk(report)
             done += size
             if progress:
                 progress(done, total)
@@ -416,6 +418,7 @@ class _Pending:
     chunk: pl.DataFrame
     size: int
     keys: _ChunkKeys
+    pks: list[int]  # its members, as read
     snapshot: dict[int, tuple]
     future: Future[ChunkResult]
 
@@ -441,18 +444,19 @@ def _apply_in_workers(
     tenant_id = context.tenant_id
     done = 0
     pending: deque[_Pending] = deque()
+    statistics = _StatisticsSchedule(database)
 
     def write_oldest() -> None:
         nonlocal done
         item = pending.popleft()
         result = item.future.result()
         with database.session(tenant_id=tenant_id) as session:
-            pks = sorted(info.pk for info in _known(session, tenant_id, item.chunk).values())
-            _lock_members(session, pks)
-            if _state_rows(session, tenant_id, pks) != item.snapshot:
+            _lock_members(session, item.pks)
+            if _state_rows(session, tenant_id, item.pks) != item.snapshot:
                 chunk_input, _ = _prepare(session, context, item.chunk, report, lock=True)
                 result = compute_chunk(context, chunk_input)
             _count(report, _write(session, context, result))
+        statistics.after_chunk(report)
         done += item.size
         if progress:
             progress(done, total)
@@ -471,7 +475,8 @@ def _apply_in_workers(
             with database.session(tenant_id=tenant_id) as session:
                 chunk_input, snapshot = _prepare(session, context, chunk, report, lock=False)
             future = pool.submit(compute_in_worker, chunk_input)
-            pending.append(_Pending(chunk, size, keys, snapshot, future))
+            pks = sorted(info.pk for info in chunk_input.members.values())
+            pending.append(_Pending(chunk, size, keys, pks, snapshot, future))
             while len(pending) > workers:
                 write_oldest()
         while pending:
@@ -491,6 +496,20 @@ LOADED_TABLES = (
     "order_returns",
     "tier_changes",
 )
+
+
+class _StatisticsSchedule:
+    """Refreshes the statistics while an import runs, each time the events applied have
+    grown fourfold: a plan chosen for the tables' size before the load (a member looked up
+    among the tenant's by another index, say) becomes slower with every chunk."""
+
+    def __init__(self, database: Database) -> None:
+        self.database, self.next_at = database, ANALYZE_MIN_APPLIED
+
+    def after_chunk(self, report: ImportReport) -> None:
+        if report.applied >= self.next_at:
+            refresh_statistics(self.database)
+            self.next_at = 4 * report.applied
 
 
 def refresh_statistics(database: Database) -> None:
@@ -595,9 +614,19 @@ def _prepare(
                 "member_id", "occurred_at", "channel", "_is_return"
             ).iter_rows()
         ]
-        session.execute(insert(Member), new_members)
+        enrolled = session.connection().execute(
+            insert(_members).returning(
+                _members.c.id,
+                _members.c.member_id,
+                _members.c.enrolled_at,
+                _members.c.birthday_month_day,
+            ),
+            new_members,
+        )
+        known.update(
+            {member_id: MemberInfo(pk, at, birthday) for pk, member_id, at, birthday in enrolled}
+        )
         report.members_enrolled += len(new_members)
-        known = _known(session, tenant_id, chunk)
     pks = sorted(info.pk for info in known.values())
     if lock:
         _lock_members(session, pks)
