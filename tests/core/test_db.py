@@ -22,8 +22,10 @@ from sqlalchemy.orm import Session
 from conftest import POSTGRES_URL
 from memberlab.core import db as db_module
 from memberlab.core import migrate, tenants
+from memberlab.core.app_state import AppState
 from memberlab.core.db import Database, TenantScopeError, create_db_engine
 from memberlab.core.models import Tenant
+from memberlab.core.settings import Settings
 from memberlab.members.models import Member, MemberTag
 from memberlab.models import Base
 from memberlab.programs.models import ProgramVersion
@@ -427,5 +429,27 @@ def test_a_connection_idle_for_long_is_pinged_before_use(monkeypatch: pytest.Mon
         monkeypatch.setattr(db_module, "PING_AFTER_IDLE_SECONDS", 3600.0)
         _backend_pid(engine)
         assert len(pings) == 1  # used a moment ago: trusted
+    finally:
+        engine.dispose()
+
+
+def test_a_server_process_keeps_its_connections_open_under_many_requests_at_once(
+    tmp_path: Path,
+) -> None:
+    """Sixteen requests at once on a server process reuse connections: SQLAlchemy's default
+    pool of 5 closed every connection above it on its return, and the next request started
+    a new PostgreSQL server process (about 10 ms of the server's CPU)."""
+    settings = Settings(data_dir=tmp_path, database_url=POSTGRES_URL, db_pool_size=16)
+    engine = AppState.from_settings(settings).database.engine
+    try:
+        held = [engine.connect() for _ in range(16)]
+        pids = {c.exec_driver_sql("select pg_backend_pid()").scalar() for c in held}
+        for connection in held:
+            connection.close()
+        assert engine.pool.checkedin() == 16  # all kept, none closed
+        again = [engine.connect() for _ in range(16)]
+        assert {c.exec_driver_sql("select pg_backend_pid()").scalar() for c in again} == pids
+        for connection in again:
+            connection.close()
     finally:
         engine.dispose()

@@ -23,6 +23,6 @@ class AppState:
     @classmethod
     def from_settings(cls, settings: Settings, *, clock: Clock = utcnow) -> AppState:
         settings.data_dir.mkdir(parents=True, exist_ok=True)
-        engine = create_db_engine(settings.resolved_database_url)
+        engine = create_db_engine(settings.resolved_database_url, pool_size=settings.db_pool_size)
         secret = settings.secret_key.get_secret_value() if settings.secret_key else None
         return cls(settings, Database(engine), PersonalDataVault(secret), clock)

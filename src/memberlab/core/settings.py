@@ -34,6 +34,15 @@ class Settings(BaseSettings):
             "PostgreSQL: postgresql+psycopg://user@host:5432/db"
         ),
     )
+    db_pool_size: int = Field(
+        default=20,
+        ge=1,
+        le=200,
+        description=(
+            "PostgreSQL connections each server process keeps open (about the requests it "
+            "serves at once; beyond it up to as many again are opened and closed as needed)."
+        ),
+    )
     language: Language = Field(default="zh-CN", description="Default language: zh-CN or en.")
     timezone: str = Field(default="Asia/Shanghai", description="Default IANA time zone.")
     secret_key: SecretStr | None = Field(
