@@ -237,3 +237,37 @@ def test_a_large_import_leaves_the_planner_statistics_of_what_it_loaded(
                 " and schemaname = current_schema()"
             ).scalars()
         assert {"orders", "ledger_entries", "members"} <= set(analyzed)
+
+
+def test_returns_by_two_members_of_one_stored_order_are_applied_in_turn(
+    engine: Engine, tmp_path: Path
+) -> None:
+    """M1's order of 3 cups, stored by an earlier import; M2 returns 2 and M3 then asks to
+    return 2: with the chunks worked out at once, M3's must still see M2's return and be
+    refused for returning more than was bought, as one chunk at a time would."""
+    first = tmp_path / "first.csv"
+    first.write_text(
+        "kind,member_id,order_id,return_id,occurred_at,channel,sku,category,quantity,amount\n"
+        "purchase,M1,O-1,,2025-01-05 10:00:00,store,tea,tea,3,90.00\n",
+        encoding="utf-8",
+    )
+    returns = tmp_path / "returns.csv"
+    returns.write_text(
+        "kind,member_id,order_id,return_id,occurred_at,channel,sku,category,quantity,amount\n"
+        "return,M2,O-1,R-2,2025-01-06 10:00:00,,tea,,2,\n"
+        "return,M3,O-1,R-3,2025-01-07 10:00:00,,tea,,2,\n",
+        encoding="utf-8",
+    )
+    database = Database(engine)
+    outcomes = []
+    for slug, workers in (("turns-seq", 0), ("turns-pipe", 2)):
+        tenant_id = tenant(database, slug)
+        bulk.import_transactions(database, tenant_id=tenant_id, path=first, now=NOW, workers=0)
+        report = bulk.import_transactions(
+            database, tenant_id=tenant_id, path=returns, now=NOW, chunk_members=1, workers=workers
+        )
+        outcomes.append(
+            ([r["key"] for r in report.rejects], ledger(database, tenant_id)["order_returns"])
+        )
+    assert outcomes[0][0] == ["ledger.return_too_much"]
+    assert outcomes[1] == outcomes[0]

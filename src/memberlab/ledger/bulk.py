@@ -256,6 +256,8 @@ class _ChunkKeys:
             stored.isdisjoint(self.orders)
             and stored.isdisjoint(self.returns)
             and other.orders.isdisjoint(self.referenced)
+            # both return lines of one stored order: the later must see the earlier's
+            and other.referenced.isdisjoint(self.referenced)
         )
 
 
