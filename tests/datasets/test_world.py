@@ -34,7 +34,8 @@ from memberlab.datasets.world_config import (
     WorldSize,
 )
 from memberlab.experience.text.aspects import aspect_mentions
-from memberlab.ledger.bulk import group_events, read_events
+from memberlab.ledger.bulk import read_events
+from memberlab.ledger.bulk_chunk import group_events
 from memberlab.programs import rules
 from memberlab.programs.validation import parse_program_text
 

@@ -201,8 +201,8 @@ def test_a_live_write_between_reading_and_writing_a_chunk_is_not_lost(
     prepare = bulk._prepare
     adjusted = []
 
-    def prepare_then_adjust(session, context, chunk, report, *, lock):
-        read = prepare(session, context, chunk, report, lock=lock)
+    def prepare_then_adjust(session, context, chunk, report, *, lock, **options):
+        read = prepare(session, context, chunk, report, lock=lock, **options)
         if not lock and "M3" in chunk["member_id"].to_list() and not adjusted:
             adjusted.append(True)
             adjust_live(database, racing, "M3")  # its own transaction, committed

@@ -8,15 +8,19 @@ transaction. Only for trusted, already validated rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import Table
+from sqlalchemy import Connection, Table
 from sqlalchemy.orm import Session
+
+if TYPE_CHECKING:  # psycopg is PostgreSQL's driver: not imported for SQLite
+    from psycopg import Copy
 
 
 class Adapter:
@@ -85,12 +89,16 @@ class CopyText:
     count: int
 
 
+def _copy_line(row: Sequence[Any]) -> str:
+    return "\t".join([_copy_text(value) for value in row]) + "\n"
+
+
 def copy_text(rows: list[Sequence[Any]] | CopyText) -> list[Sequence[Any]] | CopyText:
     """``rows`` as ``CopyText``, or as they are if a value needs psycopg's own adaptation."""
     if isinstance(rows, CopyText):
         return rows
     try:
-        lines = ["\t".join([_copy_text(value) for value in row]) + "\n" for row in rows]
+        lines = [_copy_line(row) for row in rows]
     except _NotText:
         return rows
     return CopyText("".join(lines), len(rows))
@@ -98,6 +106,18 @@ def copy_text(rows: list[Sequence[Any]] | CopyText) -> list[Sequence[Any]] | Cop
 
 def adapter_for(session: Session) -> Adapter:
     return Adapter(session.get_bind().dialect.name)
+
+
+@contextmanager
+def _copy_into(connection: Connection, table: Table, columns: Sequence[str]) -> Iterator[Copy]:
+    names = ", ".join(f'"{c}"' for c in columns)
+    driver = connection.connection.driver_connection
+    # names come from our own table metadata, never from input
+    with (
+        driver.cursor() as cursor,
+        cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy,
+    ):
+        yield copy
 
 
 def insert_rows(
@@ -109,37 +129,26 @@ def insert_rows(
     """Insert tuples of ``columns`` into ``table``; returns how many rows went in.
 
     ``CopyText`` (PostgreSQL only) goes to the server as it is."""
+    connection = session.connection()
+    postgresql = connection.dialect.name == "postgresql"
     if isinstance(rows, CopyText):
-        if not rows.count:
-            return 0
-        connection = session.connection()
-        if connection.dialect.name != "postgresql":
+        if not postgresql:
             raise ValueError("COPY text is for PostgreSQL")
-        names = ", ".join(f'"{c}"' for c in columns)
-        driver = connection.connection.driver_connection
-        with (
-            driver.cursor() as cursor,
-            cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy,
-        ):
-            copy.write(rows.text)
+        if rows.count:
+            with _copy_into(connection, table, columns) as copy:
+                copy.write(rows.text)
         return rows.count
     rows = rows if isinstance(rows, list) else list(rows)
     if not rows:
         return 0
-    connection = session.connection()
-    names = ", ".join(f'"{c}"' for c in columns)
-    if connection.dialect.name == "postgresql":
-        driver = connection.connection.driver_connection
-        with (
-            driver.cursor() as cursor,
-            cursor.copy(f'COPY "{table.name}" ({names}) FROM STDIN') as copy,
-        ):
+    if postgresql:
+        with _copy_into(connection, table, columns) as copy:
             # COPY's text format, written here: psycopg's write_row costs several times more
             # (a row with a value of another type still goes through write_row)
             buffer: list[str] = []
             for row in rows:
                 try:
-                    buffer.append("\t".join([_copy_text(value) for value in row]) + "\n")
+                    buffer.append(_copy_line(row))
                 except _NotText:
                     if buffer:
                         copy.write("".join(buffer))
@@ -152,6 +161,7 @@ def insert_rows(
             if buffer:
                 copy.write("".join(buffer))
         return len(rows)
+    names = ", ".join(f'"{c}"' for c in columns)
     marks = ", ".join("?" for _ in columns)
     # names come from our own table metadata, never from input
     sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})'  # noqa: S608

@@ -46,11 +46,9 @@ from memberlab.ledger.bulk_chunk import (
     ChunkInput,
     ChunkResult,
     ChunkRows,
-    MemberEvents,
     MemberInfo,
     compute_chunk,
     compute_in_worker,
-    group_events,
     start_worker,
 )
 from memberlab.ledger.models import (
@@ -210,9 +208,6 @@ def _rejects(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[dict[str, Any]]]:
 
 # --- events ----------------------------------------------------------------------------------
 
-# (``group_events`` lives with the rest of a chunk's pure work; named here for callers)
-__all__ = ["MemberEvents", "group_events"]
-
 
 def member_chunks(frame: pl.DataFrame, chunk_members: int) -> list[tuple[pl.DataFrame, int]]:
     """The frame in (member, time, order, row) order, cut into slices of ``chunk_members``
@@ -369,8 +364,7 @@ def apply_events(
             with database.session(tenant_id=tenant_id) as session:
                 done = 0
                 for chunk, size in chunks:
-                    chunk_input, _ = _prepare(session, context, chunk, report, lock=True)
-                    _count(report, _write(session, context, compute_chunk(context, chunk_input)))
+                    _apply_here(session, context, chunk, report)
                     done += size
                     if progress:
                         progress(done, total)
@@ -384,8 +378,7 @@ def apply_events(
         statistics = _StatisticsSchedule(database)
         for chunk, size in chunks:
             with database.session(tenant_id=tenant_id) as session:
-                chunk_input, _ = _prepare(session, context, chunk, report, lock=True)
-                _count(report, _write(session, context, compute_chunk(context, chunk_input)))
+                _apply_here(session, context, chunk, report)
             statistics.after_chunk(report)
             done += size
             if progress:
@@ -455,9 +448,10 @@ def _apply_in_workers(
         with database.session(tenant_id=tenant_id) as session:
             _lock_members(session, item.pks)
             if _state_rows(session, tenant_id, item.pks) != item.snapshot:
-                chunk_input, _ = _prepare(session, context, item.chunk, report, lock=True)
-                result = compute_chunk(context, chunk_input)
-            _count(report, _write(session, context, result))
+                _apply_here(session, context, item.chunk, report)  # read again, locked
+            else:
+                write_chunk(session, tenant_id, result.rows)
+                _count(report, result)
         statistics.after_chunk(report)
         done += item.size
         if progress:
@@ -475,7 +469,9 @@ def _apply_in_workers(
             while any(keys.depends_on(item.keys) for item in pending):
                 write_oldest()
             with database.session(tenant_id=tenant_id) as session:
-                chunk_input, snapshot = _prepare(session, context, chunk, report, lock=False)
+                chunk_input, snapshot = _prepare(
+                    session, context, chunk, report, lock=False, keys=keys
+                )
             future = pool.submit(compute_in_worker, chunk_input)
             pks = sorted(info.pk for info in chunk_input.members.values())
             pending.append(_Pending(chunk, size, keys, pks, snapshot, future))
@@ -585,11 +581,12 @@ def _prepare(
     report: ImportReport,
     *,
     lock: bool,
+    keys: _ChunkKeys | None = None,
 ) -> tuple[ChunkInput, dict[int, tuple]]:
     """What the database holds of the chunk's members (enrolling the new ones, if the program
     says so), and their state rows as read (to check, before writing, that none changed)."""
     tenant_id, program = context.tenant_id, context.program
-    keys = _ChunkKeys.of(chunk)
+    keys = keys or _ChunkKeys.of(chunk)
     known = _known(session, tenant_id, chunk)
     unknown = chunk.filter(~pl.col("member_id").is_in(list(known)))
     if unknown.height and program.enrolment.enrol_on_first_purchase:
@@ -740,9 +737,15 @@ def _load_states(
     return loaded
 
 
-def _write(session: Session, context: ChunkContext, result: ChunkResult) -> ChunkResult:
+def _apply_here(
+    session: Session, context: ChunkContext, chunk: pl.DataFrame, report: ImportReport
+) -> None:
+    """Read (locking the members), work out and write one chunk, in this process and in the
+    session's transaction."""
+    chunk_input, _ = _prepare(session, context, chunk, report, lock=True)
+    result = compute_chunk(context, chunk_input)
     write_chunk(session, context.tenant_id, result.rows)
-    return result
+    _count(report, result)
 
 
 def write_chunk(session: Session, tenant_id: int, rows: ChunkRows) -> None:
