@@ -5,6 +5,9 @@ On PostgreSQL, with a real engine (the pipeline's sessions follow one another)."
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -271,3 +274,34 @@ def test_returns_by_two_members_of_one_stored_order_are_applied_in_turn(
         )
     assert outcomes[0][0] == ["ledger.return_too_much"]
     assert outcomes[1] == outcomes[0]
+
+
+IMPORTER = """
+import multiprocessing, os, time
+from concurrent.futures import ProcessPoolExecutor
+from memberlab.ledger import bulk_chunk
+
+if __name__ == "__main__":
+    spawn = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(1, spawn, bulk_chunk.start_worker, (None,))
+    print(pool.submit(os.getpid).result(), flush=True)
+    time.sleep(600)
+"""
+
+
+def test_workers_end_when_the_importer_is_killed(tmp_path: Path) -> None:
+    """``kill -9`` of the importer leaves its pool no chance to stop the workers: they see
+    their parent gone and end, instead of waiting for work for ever."""
+    script = tmp_path / "importer.py"
+    script.write_text(IMPORTER, encoding="utf-8")
+    importer = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    try:
+        worker = Path(f"/proc/{int(importer.stdout.readline())}")
+        assert worker.exists()
+    finally:
+        importer.kill()
+        importer.wait()
+    deadline = time.monotonic() + 20
+    while worker.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not worker.exists()

@@ -13,6 +13,10 @@ rendered as COPY text), which leaves the importer only the writing.
 
 from __future__ import annotations
 
+import multiprocessing
+import multiprocessing.connection
+import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -568,9 +572,20 @@ _worker_context: ChunkContext | None = None
 
 
 def start_worker(context: ChunkContext) -> None:
-    """The pool's initializer: the import's context, once per worker process."""
+    """The pool's initializer: the import's context, once per worker process.
+
+    A worker also ends when the importer does: killed (``kill -9``), it cannot shut its
+    pool down, and the workers would otherwise wait for work for ever."""
     global _worker_context
     _worker_context = context
+    parent = multiprocessing.parent_process()
+    if parent is not None:
+        threading.Thread(target=_end_with, args=(parent.sentinel,), daemon=True).start()
+
+
+def _end_with(sentinel: int) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os._exit(1)
 
 
 def compute_in_worker(chunk: ChunkInput) -> ChunkResult:
