@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from memberlab.core.access import TENANT_ROLES, Principal, Role
 from memberlab.core.errors import Conflict, InvalidInput, NotFound, Unauthenticated
+from memberlab.core.fastsql import FastStatement
 from memberlab.core.models import ApiKey, Tenant
 
 KEY_PREFIX = "ml_"
@@ -151,9 +152,9 @@ def revoke_key(session: Session, *, key_id: int, tenant_id: int | None, now: dat
 
 _keys = ApiKey.__table__
 _tenants = Tenant.__table__
-# Every API request runs this: one prebuilt statement on the connection, which also reads
-# the tenant's time zone (the ledger needs it) so no second query is made for it.
-_KEY_BY_HASH = (
+# Every API request runs this: one prebuilt ``FastStatement``, which also reads the tenant's
+# time zone (the ledger needs it) so no second query is made for it.
+_KEY_BY_HASH = FastStatement(
     select(
         _keys.c.id,
         _keys.c.role,
@@ -171,7 +172,7 @@ def authenticate(session: Session, secret: str) -> Principal:
     """The principal a bearer key stands for; unknown and revoked keys are refused alike."""
     if not secret.startswith(KEY_PREFIX):
         raise Unauthenticated("core.auth.unknown_key")
-    key = session.connection().execute(_KEY_BY_HASH, {"key_hash": hash_key(secret)}).first()
+    key = _KEY_BY_HASH.first(session.connection(), {"key_hash": hash_key(secret)})
     if key is None:
         raise Unauthenticated("core.auth.unknown_key")
     if key.revoked_at is not None:

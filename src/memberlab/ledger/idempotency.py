@@ -15,13 +15,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Update, bindparam, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from memberlab.core.db import session_tenant
 from memberlab.core.errors import Conflict
+from memberlab.core.fastsql import FastStatement
 from memberlab.ledger.models import IdempotencyRecord
 
 
@@ -62,8 +63,8 @@ def _check(record: IdempotencyRecord, digest: str, scope: str, key: str) -> Answ
 _records = IdempotencyRecord.__table__
 
 
-def _claim_statement(insert: Callable[..., Any]) -> Any:
-    return insert(_records).on_conflict_do_nothing().returning(_records.c.key)
+def _claim_statement(insert: Callable[..., Any]) -> FastStatement:
+    return FastStatement(insert(_records).on_conflict_do_nothing().returning(_records.c.key))
 
 
 # Built once: the claim runs before every write (PostgreSQL and SQLite both have ON CONFLICT).
@@ -71,10 +72,12 @@ _CLAIM = {
     "postgresql": _claim_statement(postgresql_insert),
     "sqlite": _claim_statement(sqlite_insert),
 }
-_ANSWER: Update = update(_records).where(
-    _records.c.tenant_id == bindparam("b_tenant_id"),
-    _records.c.scope == bindparam("b_scope"),
-    _records.c.key == bindparam("b_key"),
+_ANSWER = FastStatement(
+    update(_records).where(
+        _records.c.tenant_id == bindparam("b_tenant_id"),
+        _records.c.scope == bindparam("b_scope"),
+        _records.c.key == bindparam("b_key"),
+    )
 )
 
 
@@ -103,14 +106,14 @@ def replay_or_run(
         "response": None,
         "created_at": now,
     }
-    if connection.execute(claim, row).first() is None:
+    if claim.first(connection, row) is None:
         record = _stored(session, tenant_id, scope, key)
         if record is None:  # pragma: no cover - a conflicting row cannot vanish
             raise IdempotencyConflict(scope=scope, idempotency_key=key)
         return _check(record, digest, scope, key)
     status_code, body = run()
-    connection.execute(
-        _ANSWER,
+    _ANSWER.run(
+        connection,
         {
             "b_tenant_id": tenant_id,
             "b_scope": scope,

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from memberlab.core.db import session_tenant
 from memberlab.core.errors import Conflict, FieldError, InvalidInput, NotFound
+from memberlab.core.fastsql import FastStatement
 from memberlab.core.money import points_value, to_minor
 from memberlab.core.pii import PersonalDataVault
 from memberlab.ledger import store
@@ -51,6 +52,7 @@ from memberlab.webhooks import service as webhooks
 
 FUTURE_TOLERANCE = timedelta(minutes=5)
 _orders = Order.__table__
+_INSERT_ORDER = FastStatement(_orders.insert())
 
 
 class LedgerRuleRefused(Conflict):
@@ -303,8 +305,8 @@ def _purchase(ctx: LedgerContext, body: PurchaseCreate) -> PurchaseResult:
     order = outcome.order
     assert order is not None
     purchase_entry = next(e for e in outcome.entries if e.kind == "purchase")
-    ctx.session.connection().execute(
-        _orders.insert(),
+    _INSERT_ORDER.run(
+        ctx.session.connection(),
         {
             "tenant_id": ctx.tenant_id,
             "order_id": body.order_id,

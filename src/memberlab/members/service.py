@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from memberlab.core.db import session_tenant
 from memberlab.core.errors import Conflict, FieldError, InvalidInput, NotFound
+from memberlab.core.fastsql import FastStatement
 from memberlab.core.pii import PersonalDataVault, mask_mobile, mask_name
 from memberlab.members.models import Member, MemberTag
 from memberlab.members.phones import normalise_mobile
@@ -145,26 +146,22 @@ class LedgerMember:
 
 
 _members = Member.__table__
-_LEDGER_MEMBER = select(
+_LEDGER_MEMBER_QUERY = select(
     _members.c.id, _members.c.member_id, _members.c.enrolled_at, _members.c.birthday_month_day
 ).where(
     _members.c.tenant_id == bindparam("tenant_id"),
     _members.c.member_id == bindparam("member_id"),
 )
-_LEDGER_MEMBER_LOCKED = _LEDGER_MEMBER.with_for_update()
+_LEDGER_MEMBER = FastStatement(_LEDGER_MEMBER_QUERY)
+_LEDGER_MEMBER_LOCKED = FastStatement(_LEDGER_MEMBER_QUERY.with_for_update())
 
 
 def get_for_ledger(session: Session, member_id: str, *, lock: bool) -> LedgerMember:
     """The member, locked for this transaction when ``lock`` (on PostgreSQL: a row lock, so
     concurrent writes for one member queue up; SQLite's write lock already serializes)."""
     locking = lock and session.get_bind().dialect.name == "postgresql"
-    row = (
-        session.connection()
-        .execute(
-            _LEDGER_MEMBER_LOCKED if locking else _LEDGER_MEMBER,
-            {"tenant_id": session_tenant(session), "member_id": member_id},
-        )
-        .first()
+    row = (_LEDGER_MEMBER_LOCKED if locking else _LEDGER_MEMBER).first(
+        session.connection(), {"tenant_id": session_tenant(session), "member_id": member_id}
     )
     if row is None:
         raise MemberNotFound(member_id=member_id)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from memberlab.core.db import session_tenant
 from memberlab.core.errors import InvalidInput, NotFound
+from memberlab.core.fastsql import FastStatement
 from memberlab.programs.models import ProgramActivation, ProgramVersion
 from memberlab.programs.schema import ProgramDefinition
 from memberlab.programs.validation import canonical_json, parse_program_text
@@ -154,7 +155,7 @@ def active_version(session: Session, *, as_of: datetime) -> ProgramVersion:
 
 _activations = ProgramActivation.__table__
 _versions = ProgramVersion.__table__
-_VERSION_IN_FORCE = (
+_VERSION_IN_FORCE = FastStatement(
     select(_activations.c.version_id, _versions.c.sha256)
     .join_from(_activations, _versions, _versions.c.id == _activations.c.version_id)
     .where(
@@ -170,10 +171,8 @@ _VERSION_IN_FORCE = (
 def version_in_force(session: Session, *, as_of: datetime) -> tuple[int, str]:
     """(id, sha256) of the version in force at ``as_of``: one prebuilt query, for the hot
     path that keeps parsed definitions by version (``ledger.service.program_at``)."""
-    row = (
-        session.connection()
-        .execute(_VERSION_IN_FORCE, {"tenant_id": session_tenant(session), "as_of": as_of})
-        .first()
+    row = _VERSION_IN_FORCE.first(
+        session.connection(), {"tenant_id": session_tenant(session), "as_of": as_of}
     )
     if row is None:
         raise NoActiveProgram()

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from memberlab.core.db import Database
 from memberlab.core.errors import FieldError, InvalidInput, NotFound
+from memberlab.core.fastsql import FastStatement
 from memberlab.programs.rules import Notice
 from memberlab.webhooks.models import OutboxEvent, WebhookEndpoint
 
@@ -85,9 +86,12 @@ def deactivate(session: Session, endpoint_id: int) -> WebhookEndpoint:
 
 _endpoints = WebhookEndpoint.__table__
 _outbox = OutboxEvent.__table__
-_ACTIVE_ENDPOINTS = select(_endpoints.c.id, _endpoints.c.event_types).where(
-    _endpoints.c.tenant_id == bindparam("tenant_id"), _endpoints.c.active.is_(True)
+_ACTIVE_ENDPOINTS = FastStatement(
+    select(_endpoints.c.id, _endpoints.c.event_types).where(
+        _endpoints.c.tenant_id == bindparam("tenant_id"), _endpoints.c.active.is_(True)
+    )
 )
+_INSERT_EVENTS = FastStatement(_outbox.insert())
 
 
 def enqueue(
@@ -103,9 +107,9 @@ def enqueue(
     ``member_id`` is None for events about no member (an engagement's reminder)."""
     if not notices:
         return 0
-    # a prebuilt statement on the connection: this runs with nearly every purchase
+    # prebuilt statements on the connection: this runs with nearly every purchase
     connection = session.connection()
-    endpoints = connection.execute(_ACTIVE_ENDPOINTS, {"tenant_id": tenant_id}).all()
+    endpoints = _ACTIVE_ENDPOINTS.rows(connection, {"tenant_id": tenant_id})
     if not endpoints:
         return 0
     rows = []
@@ -139,7 +143,7 @@ def enqueue(
                 }
             )
     if rows:
-        connection.execute(_outbox.insert(), rows)
+        _INSERT_EVENTS.run_many(connection, rows)
     return len(rows)
 
 

@@ -1,0 +1,168 @@
+"""``FastStatement``: a Core statement run on the driver's cursor, on both backends.
+
+It must give what ``Connection.execute`` gives for the same statement: the same rows, with
+the column types' conversions (aware UTC datetimes, booleans, JSON), SQLAlchemy's
+exceptions, the connection's transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+
+from memberlab.core.db import UtcDateTime
+from memberlab.core.fastsql import FastStatement
+
+metadata = MetaData()
+things = Table(
+    "fastsql_things",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(20), nullable=False, unique=True),
+    Column("at", UtcDateTime, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("detail", JSON),
+)
+with_default = Table(
+    "fastsql_defaults",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(20), default="unnamed"),
+)
+
+BY_NAME = FastStatement(select(things).where(things.c.name == bindparam("name")))
+ACTIVE_SINCE = FastStatement(
+    select(things.c.name, things.c.at)
+    .where(things.c.active.is_(True), things.c.at >= bindparam("since"))
+    .order_by(things.c.at)
+    .limit(2)
+)
+INSERT = FastStatement(insert(things))
+RENAME = FastStatement(update(things).where(things.c.name == bindparam("old")))
+
+NOON = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def connection(engine: Engine) -> Iterator[Connection]:
+    """A connection with the two tables, all in a transaction rolled back afterwards."""
+    with engine.connect() as connection, connection.begin() as transaction:
+        metadata.create_all(connection)
+        yield connection
+        transaction.rollback()
+
+
+def add(connection: Connection, name: str, at: datetime, *, active: bool = True) -> None:
+    INSERT.run(connection, {"name": name, "at": at, "active": active, "detail": {"n": [1, 2]}})
+
+
+def test_rows_are_what_connection_execute_gives(connection: Connection) -> None:
+    # a time given in Shanghai comes back as the same instant in UTC, as through the ORM
+    add(connection, "tea", NOON.astimezone(timezone(timedelta(hours=8))))
+    row = BY_NAME.first(connection, {"name": "tea"})
+    expected = connection.execute(BY_NAME.statement, {"name": "tea"}).one()
+
+    assert tuple(row) == tuple(expected)
+    assert row.at == NOON
+    assert row.at.tzinfo is not None
+    assert row.active is True
+    assert row.detail == {"n": [1, 2]}
+    assert BY_NAME.first(connection, {"name": "coffee"}) is None
+
+
+def test_literal_parameters_and_limits_are_kept(connection: Connection) -> None:
+    for hours, name in [(3, "c"), (1, "a"), (2, "b"), (0, "early")]:
+        add(connection, name, NOON + timedelta(hours=hours))
+    add(connection, "off", NOON + timedelta(hours=1), active=False)
+
+    rows = ACTIVE_SINCE.rows(connection, {"since": NOON + timedelta(minutes=30)})
+
+    assert [(r.name, r.at) for r in rows] == [
+        ("a", NOON + timedelta(hours=1)),
+        ("b", NOON + timedelta(hours=2)),
+    ]
+
+
+def test_updates_set_the_columns_named_and_count_rows(connection: Connection) -> None:
+    add(connection, "tea", NOON)
+    add(connection, "cake", NOON)
+
+    assert RENAME.run(connection, {"old": "tea", "name": "green tea"}) == 1
+    assert RENAME.run(connection, {"old": "nothing", "name": "x"}) == 0
+    # another set of columns is another compiled statement
+    RENAME.run(connection, {"old": "cake", "active": False})
+
+    assert BY_NAME.first(connection, {"name": "green tea"}) is not None
+    assert BY_NAME.first(connection, {"name": "cake"}).active is False
+
+
+def test_run_many_writes_every_row(connection: Connection) -> None:
+    INSERT.run_many(
+        connection,
+        [{"name": f"t{i}", "at": NOON, "active": i % 2 == 0, "detail": None} for i in range(5)],
+    )
+    INSERT.run_many(connection, [])
+
+    names = connection.execute(select(things.c.name).order_by(things.c.name)).scalars().all()
+    assert names == ["t0", "t1", "t2", "t3", "t4"]
+    assert BY_NAME.first(connection, {"name": "t3"}).detail is None
+
+
+def test_the_drivers_errors_come_as_sqlalchemys(connection: Connection) -> None:
+    add(connection, "tea", NOON)
+    savepoint = connection.begin_nested()
+    with pytest.raises(IntegrityError):
+        add(connection, "tea", NOON)
+    savepoint.rollback()
+    # the transaction goes on
+    assert BY_NAME.first(connection, {"name": "tea"}) is not None
+
+
+def test_writes_belong_to_the_connections_transaction(engine: Engine) -> None:
+    with engine.connect() as connection:
+        with connection.begin():
+            metadata.create_all(connection)
+        try:
+            with connection.begin() as transaction:
+                add(connection, "tea", NOON)
+                transaction.rollback()
+            with connection.begin():
+                assert BY_NAME.first(connection, {"name": "tea"}) is None
+        finally:
+            with connection.begin():
+                metadata.drop_all(connection)
+
+
+def test_a_missing_parameter_is_named(connection: Connection) -> None:
+    with pytest.raises(KeyError, match="'name'"):
+        BY_NAME.rows(connection, {"nmae": "tea"})
+
+
+def test_naive_times_are_refused_as_by_the_orm(connection: Connection) -> None:
+    with pytest.raises(ValueError, match="naive datetime"):
+        add(connection, "tea", datetime(2026, 11, 25, 12, 0))
+
+
+def test_python_side_defaults_must_be_given(connection: Connection) -> None:
+    statement = FastStatement(insert(with_default))
+    with pytest.raises(ValueError, match=r"\['name'\] take a Python-side default"):
+        statement.run(connection, {"id": 1})
+    statement.run(connection, {"id": 2, "name": "given"})
