@@ -72,6 +72,7 @@ class _Compiled:
             raise KeyError(f"FastStatement: no value for parameter {missing.args[0]!r}") from None
 
     def rows(self, cursor: Any) -> list[Any]:
+        fetched = cursor.fetchall()
         if self._result is None:
             description = cursor.description
             row_type = namedtuple("Row", [column[0] for column in description], rename=True)  # type: ignore[misc]
@@ -82,10 +83,10 @@ class _Compiled:
             self._result = (row_type._make, converts)
         make, converts = self._result
         if not any(converts):
-            return [make(row) for row in cursor.fetchall()]
+            return [make(row) for row in fetched]
         return [
             make([value if c is None else c(value) for c, value in zip(converts, row, strict=True)])
-            for row in cursor.fetchall()
+            for row in fetched
         ]
 
 

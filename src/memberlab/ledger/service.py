@@ -53,6 +53,7 @@ from memberlab.webhooks import service as webhooks
 FUTURE_TOLERANCE = timedelta(minutes=5)
 _orders = Order.__table__
 _INSERT_ORDER = FastStatement(_orders.insert())
+_INSERT_TIER_CHANGES = FastStatement(insert(TierChange))
 
 
 class LedgerRuleRefused(Conflict):
@@ -144,8 +145,9 @@ class MemberWork:
         return outcome
 
     def save(self) -> None:
+        session = self.ctx.session
         store.save(
-            self.ctx.session,
+            session,
             tenant_id=self.ctx.tenant_id,
             loaded=self.loaded,
             entries=self.entries,
@@ -154,8 +156,8 @@ class MemberWork:
         )
         changes = store.tier_changes(self.notices)
         if changes:
-            self.ctx.session.execute(
-                insert(TierChange),
+            _INSERT_TIER_CHANGES.run_many(
+                session.connection(),
                 [
                     {"tenant_id": self.ctx.tenant_id, "member_pk": self.member.id, "at": at,
                      "from_tier": old, "to_tier": new, "reason": reason}
@@ -163,7 +165,7 @@ class MemberWork:
                 ],
             )  # fmt: skip
         webhooks.enqueue(
-            self.ctx.session,
+            session,
             tenant_id=self.ctx.tenant_id,
             member_id=self.member.member_id,
             notices=self.notices,
