@@ -165,4 +165,5 @@ def test_python_side_defaults_must_be_given(connection: Connection) -> None:
     statement = FastStatement(insert(with_default))
     with pytest.raises(ValueError, match=r"\['name'\] take a Python-side default"):
         statement.run(connection, {"id": 1})
-    statement.run(connection, {"id": 2, "name": "given"})
+    assert statement.run(connection, {"id": 2, "name": "given"}) == 1
+    assert connection.execute(select(with_default.c.name)).scalars().all() == ["given"]
