@@ -66,6 +66,17 @@ class Settings(BaseSettings):
             "one scheduler leads among them)."
         ),
     )
+    threads: int = Field(
+        default=4,
+        ge=1,
+        le=256,
+        description=(
+            "Threads per server process for requests that wait on the store. Few are faster: "
+            "threads of one process share one interpreter lock, and many of them waiting on "
+            "the store spend more CPU handing it over than working; more let slow requests "
+            "(reports) wait beside quick ones."
+        ),
+    )
     model_dir: Path | None = Field(
         default=None,
         description="Folder for trained models, e.g. Chinese sentiment (default data_dir/models).",
