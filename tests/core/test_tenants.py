@@ -20,6 +20,7 @@ from memberlab.core.access import TENANT_ROLES, Principal, Role
 from memberlab.core.app_state import AppState
 from memberlab.core.db import Database
 from memberlab.core.errors import Conflict, InvalidInput, Unauthenticated
+from memberlab.core.models import Tenant
 
 
 def new_tenant(database: Database, clock: FixedClock, slug: str = "acme") -> int:
@@ -94,9 +95,17 @@ def test_a_key_authenticates_as_its_role_and_tenant(
 
     principal = authenticate(database, issued.secret)
 
+    with database.session(platform=True) as session:
+        stamp = session.get(Tenant, tenant_id).config_stamp
     assert principal == Principal(
-        key_id=issued.id, role=role, tenant_id=tenant_id, name="till 3", timezone="Asia/Shanghai"
+        key_id=issued.id,
+        role=role,
+        tenant_id=tenant_id,
+        name="till 3",
+        timezone="Asia/Shanghai",
+        config_stamp=stamp,
     )
+    assert stamp
     assert principal.actor == f"key:{issued.id}"
 
 

@@ -93,6 +93,7 @@ class Principal:
     tenant_id: int | None
     name: str = ""
     timezone: str | None = None  # the tenant's, read with the key (None: not known here)
+    config_stamp: str | None = None  # the tenant's, read with the key (``core.tenant_cache``)
 
     @property
     def actor(self) -> str:

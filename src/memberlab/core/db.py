@@ -12,6 +12,7 @@ session (used by tenant administration and migrations).
 
 from __future__ import annotations
 
+import secrets
 import select
 import time
 from collections.abc import Iterator
@@ -26,8 +27,11 @@ from sqlalchemy import (
     ForeignKey,
     Integer,
     MetaData,
+    column,
     create_engine,
     event,
+    table,
+    update,
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DisconnectionError
@@ -94,6 +98,26 @@ class TenantScoped:
     @declared_attr
     def tenant_id(cls) -> Mapped[int]:  # noqa: N805 - declared_attr receives the class
         return mapped_column(BigId, ForeignKey("tenants.id", ondelete="RESTRICT"), nullable=False)
+
+
+class TenantConfiguration:
+    """Mixin for a tenant's tables that configure what every request does (the program's
+    activations, the webhook endpoints). Writing one of their rows through the ORM renews
+    the tenant's ``config_stamp`` in the same transaction: caches of that configuration in
+    each server process (``core.tenant_cache``) are keyed by the stamp, which every request
+    reads with its API key, so a change made anywhere is seen by the next request everywhere.
+    """
+
+
+# the two columns of ``tenants`` the stamp needs (``core.models`` imports this module)
+_tenants_stamp = table("tenants", column("id"), column("config_stamp"))
+CONFIG_STAMP = "config_stamp"  # ``Session.info`` key: the stamp read with the request's key
+
+
+def new_config_stamp() -> str:
+    """Random, not a counter: a stamp is never reused, not even by a rolled-back transaction
+    or by another database that the same process serves (tests, tenants restored)."""
+    return secrets.token_hex(16)
 
 
 class TenantScopeError(RuntimeError):
@@ -276,8 +300,8 @@ def _check_written_tenant(state: ORMExecuteState) -> None:
         return
     written: list[Any] = []
     values = getattr(state.statement, "_values", None) or {}
-    for column, value in values.items():
-        if getattr(column, "key", column) == "tenant_id":
+    for target, value in values.items():
+        if getattr(target, "key", target) == "tenant_id":
             written.append(getattr(value, "value", value))
     parameters = state.parameters
     rows = parameters if isinstance(parameters, list) else [parameters] if parameters else []
@@ -303,3 +327,22 @@ def _stamp_new_rows_with_tenant(session: Session, _context: Any, _instances: Any
             obj.tenant_id = tenant_id
         elif tenant_id is not None and obj.tenant_id != tenant_id:
             raise TenantScopeError(f"{type(obj).__name__} of another tenant written")
+
+
+@event.listens_for(Session, "before_flush")
+def _renew_changed_config_stamps(session: Session, _context: Any, _instances: Any) -> None:
+    changed = {
+        obj.tenant_id or session.info.get("tenant_id")
+        for obj in (*session.new, *session.dirty, *session.deleted)
+        if isinstance(obj, TenantConfiguration)
+    }
+    if not changed:
+        return
+    for tenant_id in changed:
+        session.execute(
+            update(_tenants_stamp)
+            .where(_tenants_stamp.c.id == tenant_id)
+            .values(config_stamp=new_config_stamp())
+        )
+    # this session's own reads must not come from a cache of the stamp it started with
+    session.info[CONFIG_STAMP] = None

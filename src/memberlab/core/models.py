@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from memberlab.core.db import Base, BigId, UtcDateTime
+from memberlab.core.db import Base, BigId, UtcDateTime, new_config_stamp
 
 
 class Tenant(Base):
@@ -23,6 +23,10 @@ class Tenant(Base):
     currency: Mapped[str] = mapped_column(String(3), default="CNY")
     language: Mapped[str] = mapped_column(String(8), default="zh-CN")
     created_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    # Renewed with every change to the tenant's configuration (``TenantConfiguration``):
+    # what per-process caches of that configuration are checked against. Empty only for a
+    # tenant written around the ORM, whose configuration is then never cached.
+    config_stamp: Mapped[str | None] = mapped_column(String(32), default=new_config_stamp)
 
 
 class ApiKey(Base):

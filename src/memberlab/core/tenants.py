@@ -153,7 +153,8 @@ def revoke_key(session: Session, *, key_id: int, tenant_id: int | None, now: dat
 _keys = ApiKey.__table__
 _tenants = Tenant.__table__
 # Every API request runs this: one prebuilt ``FastStatement``, which also reads the tenant's
-# time zone (the ledger needs it) so no second query is made for it.
+# time zone (the ledger needs it) and configuration stamp (``core.tenant_cache``), so no
+# second query is made for them.
 _KEY_BY_HASH = FastStatement(
     select(
         _keys.c.id,
@@ -162,6 +163,7 @@ _KEY_BY_HASH = FastStatement(
         _keys.c.name,
         _keys.c.revoked_at,
         _tenants.c.timezone,
+        _tenants.c.config_stamp,
     )
     .select_from(_keys.outerjoin(_tenants, _tenants.c.id == _keys.c.tenant_id))
     .where(_keys.c.key_hash == bindparam("key_hash"))
@@ -183,4 +185,5 @@ def authenticate(session: Session, secret: str) -> Principal:
         tenant_id=key.tenant_id,
         name=key.name,
         timezone=key.timezone,
+        config_stamp=key.config_stamp,
     )

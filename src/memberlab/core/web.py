@@ -26,6 +26,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from memberlab.core.access import Permission, Principal
 from memberlab.core.app_state import AppState
+from memberlab.core.db import CONFIG_STAMP
 from memberlab.core.errors import Forbidden, MemberLabError, Unauthenticated
 from memberlab.core.i18n import current_language, language, negotiate_language, t
 from memberlab.core.settings import Language
@@ -89,6 +90,7 @@ def unit_of_work(
         if tenant and principal.tenant_id is None:
             raise Forbidden("core.auth.tenant_required")
         session.info["tenant_id"] = principal.tenant_id
+        session.info[CONFIG_STAMP] = principal.config_stamp
         yield RequestContext(principal, session, state, state.clock())
 
 

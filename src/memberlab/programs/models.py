@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from memberlab.core.db import Base, BigId, TenantScoped, UtcDateTime
+from memberlab.core.db import Base, BigId, TenantConfiguration, TenantScoped, UtcDateTime
 
 
 class ProgramVersion(TenantScoped, Base):
@@ -30,7 +30,7 @@ class ProgramVersion(TenantScoped, Base):
     created_by: Mapped[str] = mapped_column(String(200), default="")
 
 
-class ProgramActivation(TenantScoped, Base):
+class ProgramActivation(TenantScoped, TenantConfiguration, Base):
     """From ``effective_from`` on, ``version`` is the tenant's live program."""
 
     __tablename__ = "program_activations"

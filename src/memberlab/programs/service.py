@@ -17,6 +17,8 @@ from sqlalchemy.orm import Session
 from memberlab.core.db import session_tenant
 from memberlab.core.errors import InvalidInput, NotFound
 from memberlab.core.fastsql import FastStatement
+from memberlab.core.models import Tenant
+from memberlab.core.tenant_cache import StampedCache
 from memberlab.programs.models import ProgramActivation, ProgramVersion
 from memberlab.programs.schema import ProgramDefinition
 from memberlab.programs.validation import canonical_json, parse_program_text
@@ -155,28 +157,57 @@ def active_version(session: Session, *, as_of: datetime) -> ProgramVersion:
 
 _activations = ProgramActivation.__table__
 _versions = ProgramVersion.__table__
-_VERSION_IN_FORCE = FastStatement(
-    select(_activations.c.version_id, _versions.c.sha256)
-    .join_from(_activations, _versions, _versions.c.id == _activations.c.version_id)
-    .where(
-        _activations.c.tenant_id == bindparam("tenant_id"),
-        _versions.c.tenant_id == bindparam("tenant_id"),
-        _activations.c.effective_from <= bindparam("as_of"),
-    )
-    .order_by(_activations.c.effective_from.desc(), _activations.c.id.desc())
-    .limit(1)
+_tenants = Tenant.__table__
+
+
+@dataclass(frozen=True)
+class InForce:
+    """One activation, as the hot path needs it."""
+
+    effective_from: datetime
+    activation_id: int
+    version_id: int
+    sha256: str
+
+
+# the tenant's activations, kept per process (``core.tenant_cache``), latest first
+_ACTIVATIONS: StampedCache[list[InForce]] = StampedCache(
+    FastStatement(
+        select(
+            _tenants.c.config_stamp,
+            _activations.c.effective_from,
+            _activations.c.id,
+            _activations.c.version_id,
+            _versions.c.sha256,
+        )
+        .select_from(
+            _tenants.outerjoin(
+                _activations.join(
+                    _versions,
+                    (_versions.c.id == _activations.c.version_id)
+                    & (_versions.c.tenant_id == _activations.c.tenant_id),
+                ),
+                _activations.c.tenant_id == _tenants.c.id,
+            )
+        )
+        .where(_tenants.c.id == bindparam("tenant_id"))
+    ),
+    lambda rows: sorted(
+        (InForce(*row[1:]) for row in rows if row.id is not None),
+        key=lambda a: (a.effective_from, a.activation_id),
+        reverse=True,
+    ),
 )
 
 
 def version_in_force(session: Session, *, as_of: datetime) -> tuple[int, str]:
-    """(id, sha256) of the version in force at ``as_of``: one prebuilt query, for the hot
-    path that keeps parsed definitions by version (``ledger.service.program_at``)."""
-    row = _VERSION_IN_FORCE.first(
-        session.connection(), {"tenant_id": session_tenant(session), "as_of": as_of}
-    )
-    if row is None:
-        raise NoActiveProgram()
-    return row.version_id, row.sha256
+    """(id, sha256) of the version in force at ``as_of``, for the hot path that keeps parsed
+    definitions by version (``ledger.service.program_at``): the activations come from this
+    process's memory while the tenant's configuration stamp is unchanged."""
+    for activation in _ACTIVATIONS.get(session, session_tenant(session)):
+        if activation.effective_from <= as_of:
+            return activation.version_id, activation.sha256
+    raise NoActiveProgram()
 
 
 def activations(session: Session) -> list[ProgramActivation]:

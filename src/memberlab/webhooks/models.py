@@ -8,10 +8,10 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
-from memberlab.core.db import Base, BigId, TenantScoped, UtcDateTime
+from memberlab.core.db import Base, BigId, TenantConfiguration, TenantScoped, UtcDateTime
 
 
-class WebhookEndpoint(TenantScoped, Base):
+class WebhookEndpoint(TenantScoped, TenantConfiguration, Base):
     __tablename__ = "webhook_endpoints"
     __table_args__ = (Index("ix_webhook_endpoints_tenant", "tenant_id"),)
 

@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session
 from memberlab.core.db import Database
 from memberlab.core.errors import FieldError, InvalidInput, NotFound
 from memberlab.core.fastsql import FastStatement
+from memberlab.core.models import Tenant
+from memberlab.core.tenant_cache import StampedCache
 from memberlab.programs.rules import Notice
 from memberlab.webhooks.models import OutboxEvent, WebhookEndpoint
 
@@ -86,10 +88,22 @@ def deactivate(session: Session, endpoint_id: int) -> WebhookEndpoint:
 
 _endpoints = WebhookEndpoint.__table__
 _outbox = OutboxEvent.__table__
-_ACTIVE_ENDPOINTS = FastStatement(
-    select(_endpoints.c.id, _endpoints.c.event_types).where(
-        _endpoints.c.tenant_id == bindparam("tenant_id"), _endpoints.c.active.is_(True)
-    )
+_tenants = Tenant.__table__
+# the tenant's active endpoints, kept per process (``core.tenant_cache``): one row with no
+# endpoint when there is none, so that the answer "none" carries the stamp too
+_ACTIVE_ENDPOINTS: StampedCache[list[tuple[int, list[str]]]] = StampedCache(
+    FastStatement(
+        select(_tenants.c.config_stamp, _endpoints.c.id, _endpoints.c.event_types)
+        .select_from(
+            _tenants.outerjoin(
+                _endpoints,
+                (_endpoints.c.tenant_id == _tenants.c.id) & _endpoints.c.active.is_(True),
+            )
+        )
+        .where(_tenants.c.id == bindparam("tenant_id"))
+        .order_by(_endpoints.c.id)
+    ),
+    lambda rows: [(row.id, row.event_types) for row in rows if row.id is not None],
 )
 _INSERT_EVENTS = FastStatement(_outbox.insert())
 
@@ -109,7 +123,7 @@ def enqueue(
         return 0
     # prebuilt statements on the connection: this runs with nearly every purchase
     connection = session.connection()
-    endpoints = _ACTIVE_ENDPOINTS.rows(connection, {"tenant_id": tenant_id})
+    endpoints = _ACTIVE_ENDPOINTS.get(session, tenant_id)
     if not endpoints:
         return 0
     rows = []
