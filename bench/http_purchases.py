@@ -207,7 +207,7 @@ def profiler(pid: int, path: Path | None, seconds: int) -> subprocess.Popen | No
     """py-spy sampling the server and its workers for the purchases' run, if asked."""
     if path is None:
         return None
-    command = ["py-spy", "record", "--pid", str(pid), "--subprocesses", "--nonblocking", "--gil"]
+    command = ["py-spy", "record", "--pid", str(pid), "--subprocesses", "--nonblocking", "--gil", "--rate", "400"]
     command += ["--duration", str(seconds), "--format", "raw", "--output", str(path)]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL)  # noqa: S603
 
