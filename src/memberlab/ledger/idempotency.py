@@ -1,9 +1,15 @@
 """Idempotent writes: the same key with the same request gets the first answer.
 
-A write first claims its key (inserting the record in the same transaction as the write,
-``ON CONFLICT DO NOTHING``). A concurrent duplicate blocks on the unique key until the first
-commits, then inserts nothing, and ``replay_or_run`` returns the stored answer. A key reused with a
-different request is a 409 conflict.
+A write runs first and then stores its answer under its key, in the same transaction
+(``INSERT ... ON CONFLICT DO NOTHING``): one statement per write, where claiming the key
+first and storing the answer last took two. When the key is already stored, or is being
+stored by a concurrent duplicate (the insert waits for that transaction to end), this
+write's work is rolled back and the stored answer replayed. A key reused with a different
+request is a 409 conflict.
+
+A duplicate may fail before it reaches the insert, because the first write's effects are
+already in the store: its order id is taken, the points it would redeem are spent. So
+when a write fails, the key is looked up too, and a stored answer wins over the error.
 """
 
 from __future__ import annotations
@@ -15,9 +21,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select, update
+from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from memberlab.core.db import session_tenant
@@ -63,22 +70,15 @@ def _check(record: IdempotencyRecord, digest: str, scope: str, key: str) -> Answ
 _records = IdempotencyRecord.__table__
 
 
-def _claim_statement(insert: Callable[..., Any]) -> FastStatement:
+def _store_statement(insert: Callable[..., Any]) -> FastStatement:
     return FastStatement(insert(_records).on_conflict_do_nothing().returning(_records.c.key))
 
 
-# Built once: the claim runs before every write (PostgreSQL and SQLite both have ON CONFLICT).
-_CLAIM = {
-    "postgresql": _claim_statement(postgresql_insert),
-    "sqlite": _claim_statement(sqlite_insert),
+# Built once: every write stores its answer (PostgreSQL and SQLite both have ON CONFLICT).
+_STORE = {
+    "postgresql": _store_statement(postgresql_insert),
+    "sqlite": _store_statement(sqlite_insert),
 }
-_ANSWER = FastStatement(
-    update(_records).where(
-        _records.c.tenant_id == bindparam("b_tenant_id"),
-        _records.c.scope == bindparam("b_scope"),
-        _records.c.key == bindparam("b_key"),
-    )
-)
 
 
 def replay_or_run(
@@ -93,33 +93,41 @@ def replay_or_run(
     """Return the stored answer for ``(scope, key)``, or run the write and store its answer."""
     tenant_id = session_tenant(session)
     digest = request_hash(payload)
-    # Claim the key in one statement. A concurrent claim of the same key waits for the
-    # first transaction and then inserts nothing; either way a stored answer is replayed.
-    connection = session.connection()
-    claim = _CLAIM[connection.dialect.name]
-    row = {
-        "tenant_id": tenant_id,
-        "scope": scope,
-        "key": key,
-        "request_hash": digest,
-        "status_code": 0,
-        "response": None,
-        "created_at": now,
-    }
-    if claim.first(connection, row) is None:
-        record = _stored(session, tenant_id, scope, key)
-        if record is None:  # pragma: no cover - a conflicting row cannot vanish
+    try:
+        status_code, body = run()
+        connection = session.connection()
+        stored = _STORE[connection.dialect.name].first(
+            connection,
+            {
+                "tenant_id": tenant_id,
+                "scope": scope,
+                "key": key,
+                "request_hash": digest,
+                "status_code": status_code,
+                "response": body,
+                "created_at": now,
+            },
+        )
+    except Exception as failure:
+        try:
+            answer = _first_answer(session, tenant_id, scope, key, digest)
+        except SQLAlchemyError:  # the store itself fails: the write's own error says more
+            raise failure from None
+        if answer is None:
+            raise
+        return answer
+    if stored is None:
+        answer = _first_answer(session, tenant_id, scope, key, digest)
+        if answer is None:  # pragma: no cover - a conflicting row cannot vanish
             raise IdempotencyConflict(scope=scope, idempotency_key=key)
-        return _check(record, digest, scope, key)
-    status_code, body = run()
-    _ANSWER.run(
-        connection,
-        {
-            "b_tenant_id": tenant_id,
-            "b_scope": scope,
-            "b_key": key,
-            "status_code": status_code,
-            "response": body,
-        },
-    )
+        return answer
     return Answer(status_code, body)
+
+
+def _first_answer(
+    session: Session, tenant_id: int, scope: str, key: str, digest: str
+) -> Answer | None:
+    """The stored answer for the key, after rolling this write back (None: none stored)."""
+    session.rollback()
+    record = _stored(session, tenant_id, scope, key)
+    return None if record is None else _check(record, digest, scope, key)
