@@ -4,6 +4,9 @@ Targets (issue "Points and tier engine"): POST /api/v1/purchases at >= 600 reque
 p99 <= 50 ms; GET /api/v1/members/{id}/points (tier, balances, 50 last entries) p99 <= 10 ms.
 Baseline measured in the same run: GET /healthz (no key, no database) with the same load
 generator and concurrency, so the ratio shows what a purchase costs on top of the HTTP stack.
+The purchases then run again at lower concurrencies (``--sweep``): with a closed loop of N
+connections, latency is N / throughput once the server is saturated, so the sweep shows the
+rate at which p99 stays within its target.
 
 The server runs as ``memberlab serve --workers N`` (default 2, one per core). The load
 generator runs on the same 2-core machine: ``wrk`` (Debian's package, written in C, so it
@@ -45,16 +48,16 @@ function setup(thread)
   next_thread = next_thread + 1
 end
 function init(args)
-  key = args[1]; members = tonumber(args[2]); start = tonumber(args[3])
+  key = args[1]; members = tonumber(args[2]); start = tonumber(args[3]); tag = args[4]
   math.randomseed(1000 + thread_id)
 end
 request = function()
   counter = counter + 1
   local at = os.date("!%Y-%m-%dT%H:%M:%SZ", start + counter * 8 + thread_id)
   local body = string.format(
-    '{"member_id":"B%06d","order_id":"wrk-%d-%d","occurred_at":"%s","channel":"mini_program",'
+    '{"member_id":"B%06d","order_id":"wrk-%s-%d-%d","occurred_at":"%s","channel":"mini_program",'
     .. '"lines":[{"sku":"tea-1","category":"tea","quantity":1,"amount":"%d.%02d"}]}',
-    math.random(0, members - 1), thread_id, counter, at,
+    math.random(0, members - 1), tag, thread_id, counter, at,
     math.random(9, 98), math.random(0, 99))
   return wrk.format("POST", "/api/v1/purchases",
     {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. key}, body)
@@ -207,7 +210,8 @@ def profiler(pid: int, path: Path | None, seconds: int) -> subprocess.Popen | No
     """py-spy sampling the server and its workers for the purchases' run, if asked."""
     if path is None:
         return None
-    command = ["py-spy", "record", "--pid", str(pid), "--subprocesses", "--nonblocking", "--gil", "--rate", "400"]
+    command = ["py-spy", "record", "--pid", str(pid), "--subprocesses", "--nonblocking", "--gil"]
+    command += ["--rate", "400"]
     command += ["--duration", str(seconds), "--format", "raw", "--output", str(path)]
     return subprocess.Popen(command, stdout=subprocess.DEVNULL)  # noqa: S603
 
@@ -217,6 +221,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=20, help="each wrk run")
     parser.add_argument("--requests", type=int, default=6000, help="purchases (httpx only)")
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument(
+        "--sweep",
+        type=lambda text: [int(c) for c in text.split(",") if c],
+        default=[4, 8],
+        help="purchases again at these concurrencies (wrk only; '' for none): where p99 "
+        "stays under 50 ms",
+    )
     parser.add_argument("--members", type=int, default=2000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--client", choices=["wrk", "httpx"], default=None)
@@ -298,6 +309,7 @@ def main() -> None:
             )
             analyze_schema(engine)
             load_before = os.getloadavg()[0]
+            sweep: dict[int, dict] = {}
             if client == "wrk":
                 baseline = run_wrk(
                     f"{base}/healthz",
@@ -313,7 +325,7 @@ def main() -> None:
                     seconds=args.seconds,
                     connections=args.concurrency,
                     script=PURCHASE_LUA,
-                    args=[key, str(args.members), str(int(start.timestamp()))],
+                    args=[key, str(args.members), str(int(start.timestamp())), "main"],
                 )
             else:
                 baseline = summary(
@@ -326,6 +338,17 @@ def main() -> None:
             cpu_after = cpu_seconds(server.pid)
             if client == "wrk" and spy is not None:
                 spy.wait(timeout=120)
+            if client == "wrk":
+                # the same at other concurrencies, each a day later (new order ids)
+                for day, connections in enumerate(args.sweep, start=1):
+                    later = int((start + timedelta(days=day)).timestamp())
+                    sweep[connections] = run_wrk(
+                        base,
+                        seconds=args.seconds,
+                        connections=connections,
+                        script=PURCHASE_LUA,
+                        args=[key, str(args.members), str(later), f"c{connections}"],
+                    )
             # the member view, one request at a time (the latency a till sees)
             _, view_latencies = asyncio.run(load(base, view, 2000, 1))
             views = summary(0, view_latencies[200:])  # the first 200 warm the caches
@@ -354,6 +377,12 @@ def main() -> None:
         f"p99 {purchases['p99'] * ms:.1f} ms (concurrency {args.concurrency}, "
         f"non-2xx {purchases['non_2xx']:.0f})"
     )
+    for connections, run in sweep.items():
+        print(
+            f"purchases at concurrency {connections}: {run['rate']:.0f} req/s, "
+            f"p50 {run['p50'] * ms:.1f} ms, p99 {run['p99'] * ms:.1f} ms, "
+            f"non-2xx {run['non_2xx']:.0f}"
+        )
     served = purchases["rate"] * args.seconds if client == "wrk" else args.requests
     server_cpu = (cpu_after[0] - cpu_before[0]) / served * ms
     database_cpu = (cpu_after[1] - cpu_before[1]) / served * ms
