@@ -52,6 +52,20 @@ def stamp_of(state: AppState, tenant: TenantWithKeys) -> str:
     return stamp
 
 
+def activate_triple_points(state: AppState, tenant: TenantWithKeys) -> None:
+    """As another server process or the CLI would: straight through the service, in force
+    from 1 January 2026."""
+    with state.database.session(tenant_id=tenant.tenant.id) as session:
+        loaded = programs.load(session, source=TEAHOUSE_TRIPLE, created_by="t", now=state.clock())
+        programs.activate(
+            session,
+            version_id=loaded.version.id,
+            effective_from=datetime.fromisoformat("2026-01-01T00:00:00+08:00"),
+            activated_by="t",
+            now=state.clock(),
+        )
+
+
 def buy(client: TestClient, tenant: TenantWithKeys, order_id: str, yuan: str) -> dict[str, Any]:
     """A plain tea on a day with no promotion: the base rule alone earns."""
     body = {
@@ -68,15 +82,7 @@ def buy(client: TestClient, tenant: TenantWithKeys, order_id: str, yuan: str) ->
 
 def test_activating_a_program_renews_the_stamp(state: AppState, tea: TenantWithKeys) -> None:
     before = stamp_of(state, tea)
-    with state.database.session(tenant_id=tea.tenant.id) as session:
-        version = programs.load(session, source=TEAHOUSE_TRIPLE, created_by="t", now=state.clock())
-        programs.activate(
-            session,
-            version_id=version.version.id,
-            effective_from=datetime.fromisoformat("2026-01-01T00:00:00+08:00"),
-            activated_by="t",
-            now=state.clock(),
-        )
+    activate_triple_points(state, tea)
 
     assert stamp_of(state, tea) != before
 
@@ -122,16 +128,7 @@ def test_a_program_activated_around_this_process_is_in_force_for_the_next_reques
     state: AppState, client: TestClient, tea: TenantWithKeys
 ) -> None:
     assert buy(client, tea, "o-1", "10.00")["explanation"] == [{"rule": "base", "points": 10}]
-    # as another server process or the CLI would: not through this process's API
-    with state.database.session(tenant_id=tea.tenant.id) as session:
-        loaded = programs.load(session, source=TEAHOUSE_TRIPLE, created_by="t", now=state.clock())
-        programs.activate(
-            session,
-            version_id=loaded.version.id,
-            effective_from=datetime.fromisoformat("2026-01-01T00:00:00+08:00"),
-            activated_by="t",
-            now=state.clock(),
-        )
+    activate_triple_points(state, tea)  # not through this process's API
 
     assert buy(client, tea, "o-2", "10.00")["explanation"] == [{"rule": "base", "points": 30}]
 
