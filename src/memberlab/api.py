@@ -7,7 +7,6 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import fastapi_offline
-from anyio import to_thread
 from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
@@ -65,8 +64,6 @@ def create_app(
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        # sync routes run on this process's thread pool (anyio's default limiter, 40)
-        to_thread.current_default_thread_limiter().total_tokens = settings.threads
         runner = Scheduler(state) if scheduler else None
         if runner:
             runner.start()

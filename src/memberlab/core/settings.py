@@ -71,10 +71,10 @@ class Settings(BaseSettings):
         ge=1,
         le=256,
         description=(
-            "Threads per server process for requests that wait on the store. Few are faster: "
-            "threads of one process share one interpreter lock, and many of them waiting on "
-            "the store spend more CPU handing it over than working; more let slow requests "
-            "(reports) wait beside quick ones."
+            "Threads per server process for the live engine's routes (purchases, returns, "
+            "points): few are faster, as threads of one process share one interpreter lock "
+            "and many of them waiting on the store spend more CPU handing it over than "
+            "working. The other routes share anyio's 40."
         ),
     )
     model_dir: Path | None = Field(

@@ -9,12 +9,14 @@ sent) or rolls back if it raised.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
+from anyio import CapacityLimiter, to_thread
+from anyio.lowlevel import RunVar
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
@@ -119,14 +121,39 @@ def requires(permission: Permission | None, *, tenant: bool = True) -> Any:
     return Depends(Requires(permission, tenant=tenant), scope="function")
 
 
+T = TypeVar("T")
+
+# The live engine's routes run on a small thread pool of their own, per event loop (that is,
+# per server process): ``Settings.threads`` threads.
+_ENGINE_THREADS: RunVar[CapacityLimiter] = RunVar("memberlab_engine_threads")
+
+
+def engine_threads(size: int) -> CapacityLimiter:
+    """This event loop's pool for ``PendingWork.run`` (made with ``size`` threads on first use)."""
+    try:
+        return _ENGINE_THREADS.get()
+    except LookupError:
+        limiter = CapacityLimiter(size)
+        _ENGINE_THREADS.set(limiter)
+        return limiter
+
+
 @dataclass
 class PendingWork:
-    """A request's unit of work, opened by the route itself: ``with work.open() as ctx:``.
+    """A request's unit of work, opened by the route itself:
+    ``return await work.run(lambda ctx: ...)``.
 
     For the hottest routes. FastAPI runs a sync generator dependency's start and its end on
     the thread pool, each a hop, and the route a third; opened inside the route, the key
     check, the work and the commit take one hop. The key is checked when the route opens
-    the work, and nothing of the store can be reached before."""
+    the work, and nothing of the store can be reached before.
+
+    ``run`` takes its thread from a pool of few threads (``MEMBERLAB_THREADS``), not from
+    the 40 shared by the other routes: the threads of a process share one interpreter lock,
+    and eight purchases at once spent more CPU handing it over than working. A small pool
+    is safe here because the work holds no connection or lock while it waits for a thread;
+    the other routes, whose dependencies open a session (and on SQLite take the write
+    lock) before their route waits for a thread, keep the large pool."""
 
     state: AppState
     key: str
@@ -135,6 +162,16 @@ class PendingWork:
 
     def open(self) -> AbstractContextManager[RequestContext]:
         return unit_of_work(self.state, self.key, self.permission, tenant=self.tenant)
+
+    async def run(self, work: Callable[[RequestContext], T]) -> T:
+        """Open the unit of work on an engine thread, do ``work`` in it, commit."""
+
+        def in_thread() -> T:
+            with self.open() as ctx:
+                return work(ctx)
+
+        limiter = engine_threads(self.state.settings.threads)
+        return await to_thread.run_sync(in_thread, limiter=limiter)
 
 
 class RequiresInRoute(Requires):

@@ -79,12 +79,11 @@ def required_key(key: str | None) -> str:
     status_code=201,
     summary="Post a purchase (idempotent by order_id)",
 )
-def post_purchase(
+async def post_purchase(
     body: PurchaseCreate,
     work: Annotated[PendingWork, requires_in_route(Permission.PURCHASES_WRITE)],
 ):
-    with work.open() as ctx:
-        return respond(service.post_purchase(ledger_context(ctx), body))
+    return respond(await work.run(lambda ctx: service.post_purchase(ledger_context(ctx), body)))
 
 
 @router.post(
@@ -93,12 +92,11 @@ def post_purchase(
     status_code=201,
     summary="Post a full or partial return (idempotent by return_id)",
 )
-def post_return(
+async def post_return(
     body: ReturnCreate,
     work: Annotated[PendingWork, requires_in_route(Permission.PURCHASES_WRITE)],
 ):
-    with work.open() as ctx:
-        return respond(service.post_return(ledger_context(ctx), body))
+    return respond(await work.run(lambda ctx: service.post_return(ledger_context(ctx), body)))
 
 
 @router.get(
@@ -106,13 +104,14 @@ def post_return(
     response_model=PointsView,
     summary="Tier, balances, growth, open lots and last entries",
 )
-def points(
+async def points(
     member_id: str,
     work: Annotated[PendingWork, requires_in_route(Permission.POINTS_READ)],
     entries: Annotated[int, Query(ge=0, le=200)] = 50,
 ) -> JSONResponse:
-    with work.open() as ctx:
-        view = service.member_points(ledger_context(ctx), member_id, entries=entries)
+    view = await work.run(
+        lambda ctx: service.member_points(ledger_context(ctx), member_id, entries=entries)
+    )
     # serialized once here: through response_model FastAPI would dump, validate and dump
     # the 50 entries again (a third of this read's time)
     return JSONResponse(view.model_dump(mode="json"))
@@ -123,15 +122,17 @@ def points(
     response_model=list[EntryView],
     summary="A member's ledger, newest first, with the running balance",
 )
-def ledger_history(
+async def ledger_history(
     member_id: str,
     work: Annotated[PendingWork, requires_in_route(Permission.POINTS_READ)],
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before_seq: Annotated[int | None, Query(ge=1)] = None,
 ) -> list[EntryView]:
-    with work.open() as ctx:
+    def history(ctx: RequestContext) -> list[EntryView]:
         member = member_service.get_for_ledger(ctx.session, member_id, lock=False)
         return service.history(ctx.session, member, limit=limit, before_seq=before_seq)
+
+    return await work.run(history)
 
 
 @router.post(
