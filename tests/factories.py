@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from fastapi.testclient import TestClient
+
 from memberlab.core import tenants
 from memberlab.core.access import Role
 from memberlab.core.app_state import AppState
@@ -47,3 +49,23 @@ def make_platform_key(state: AppState) -> str:
         return tenants.create_key(
             session, role=Role.PLATFORM, tenant_id=None, now=state.clock()
         ).secret
+
+
+def run_program(
+    client: TestClient,
+    tenant: TenantWithKeys,
+    text: str,
+    *,
+    effective_from: str = "2025-01-01T00:00:00+08:00",
+) -> int:
+    """Load a program through the API and activate it from ``effective_from``: its version id."""
+    loaded = client.post("/api/v1/programs", content=text, headers=tenant.headers())
+    assert loaded.status_code == 201, loaded.text
+    version: int = loaded.json()["version"]["id"]
+    activated = client.post(
+        f"/api/v1/programs/{version}/activate",
+        json={"effective_from": effective_from},
+        headers=tenant.headers(),
+    )
+    assert activated.status_code == 201, activated.text
+    return version

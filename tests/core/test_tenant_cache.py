@@ -15,7 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
 
-from factories import TenantWithKeys, make_tenant
+from factories import TenantWithKeys, make_tenant, run_program
 from memberlab.core.app_state import AppState
 from memberlab.core.models import Tenant
 from memberlab.datasets.demo import sample_program_text
@@ -34,14 +34,7 @@ TEAHOUSE_TRIPLE = TEAHOUSE.replace("    points: 1\n    per: 1\n", "    points: 3
 @pytest.fixture
 def tea(state: AppState, client: TestClient) -> TenantWithKeys:
     tenant = make_tenant(state, slug="tea")
-    loaded = client.post(f"{API}/programs", content=TEAHOUSE, headers=tenant.headers())
-    version = loaded.json()["version"]["id"]
-    activated = client.post(
-        f"{API}/programs/{version}/activate",
-        json={"effective_from": "2025-01-01T00:00:00+08:00"},
-        headers=tenant.headers(),
-    )
-    assert activated.status_code == 201, activated.text
+    run_program(client, tenant, TEAHOUSE)
     return tenant
 
 

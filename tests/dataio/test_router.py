@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from fastapi.testclient import TestClient
 
-from factories import TenantWithKeys, make_tenant
+from factories import TenantWithKeys, make_tenant, run_program
 from memberlab.core.access import Role
 from memberlab.core.app_state import AppState
 from memberlab.datasets.demo import sample_program_text
@@ -23,16 +23,9 @@ MEMBERS_GBK = (
 @pytest.fixture
 def tea(state: AppState, client: TestClient) -> TenantWithKeys:
     tenant = make_tenant(state, slug="tea", name_zh="茶语", name_en="Teahouse")
-    loaded = client.post(
-        f"{API}/programs", content=sample_program_text("teahouse"), headers=tenant.headers()
+    run_program(
+        client, tenant, sample_program_text("teahouse"), effective_from="2020-01-01T00:00:00+08:00"
     )
-    version = loaded.json()["version"]["id"]
-    activated = client.post(
-        f"{API}/programs/{version}/activate",
-        json={"effective_from": "2020-01-01T00:00:00+08:00"},
-        headers=tenant.headers(),
-    )
-    assert activated.status_code == 201, activated.text
     return tenant
 
 

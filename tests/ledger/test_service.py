@@ -16,7 +16,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from conftest import FixedClock
-from factories import TenantWithKeys, make_tenant
+from factories import TenantWithKeys, make_tenant, run_program
 from memberlab.core.app_state import AppState
 from memberlab.datasets.demo import sample_program_text
 from memberlab.ledger.models import (
@@ -56,23 +56,11 @@ TABLES = (
 # --- set-up ------------------------------------------------------------------------------------
 
 
-def run_program(client: TestClient, tenant: TenantWithKeys, text: str) -> None:
-    loaded = client.post(f"{API}/programs", content=text, headers=tenant.headers())
-    assert loaded.status_code == 201, loaded.text
-    version = loaded.json()["version"]["id"]
-    activated = client.post(
-        f"{API}/programs/{version}/activate",
-        json={"effective_from": PROGRAM_FROM},
-        headers=tenant.headers(),
-    )
-    assert activated.status_code == 201, activated.text
-
-
 @pytest.fixture
 def tea(state: AppState, client: TestClient) -> TenantWithKeys:
     """A tea chain on the teahouse sample: enrols a member on the first purchase."""
     tenant = make_tenant(state, slug="tea", name_zh="茶语", name_en="Teahouse")
-    run_program(client, tenant, TEAHOUSE)
+    run_program(client, tenant, TEAHOUSE, effective_from=PROGRAM_FROM)
     return tenant
 
 
@@ -80,7 +68,7 @@ def tea(state: AppState, client: TestClient) -> TenantWithKeys:
 def dept(state: AppState, client: TestClient) -> TenantWithKeys:
     """A department store on its sample: members must sign up first; D-1 has."""
     tenant = make_tenant(state, slug="dept", name_zh="恒悦", name_en="Hengyue")
-    run_program(client, tenant, DEPARTMENT_STORE)
+    run_program(client, tenant, DEPARTMENT_STORE, effective_from=PROGRAM_FROM)
     enrol(client, tenant, "D-1", "2026-01-05T10:00:00+08:00")
     return tenant
 
