@@ -27,7 +27,9 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
+from memberlab.core import bulkio
 from memberlab.core.db import UtcDateTime
 from memberlab.core.fastsql import FastStatement
 
@@ -167,3 +169,121 @@ def test_python_side_defaults_must_be_given(connection: Connection) -> None:
         statement.run(connection, {"id": 1})
     assert statement.run(connection, {"id": 2, "name": "given"}) == 1
     assert connection.execute(select(with_default.c.name)).scalars().all() == ["given"]
+
+
+# --- sent statements: on PostgreSQL queued, and run with the next statement needing an answer --
+
+
+def test_sent_writes_are_seen_by_the_next_fast_statement(connection: Connection) -> None:
+    INSERT.send(connection, {"name": "tea", "at": NOON, "active": True, "detail": None})
+    INSERT.send_many(
+        connection,
+        [{"name": n, "at": NOON, "active": False, "detail": None} for n in ("cake", "bun")],
+    )
+    RENAME.send(connection, {"old": "bun", "name": "steamed bun"})
+
+    assert BY_NAME.first(connection, {"name": "tea"}).active is True
+    assert BY_NAME.first(connection, {"name": "steamed bun"}) is not None
+    assert BY_NAME.first(connection, {"name": "bun"}) is None
+
+
+def test_sent_writes_are_seen_by_sqlalchemy_statements(connection: Connection) -> None:
+    INSERT.send(connection, {"name": "tea", "at": NOON, "active": True, "detail": None})
+    names = connection.execute(select(things.c.name)).scalars().all()
+    assert names == ["tea"]
+
+
+def test_a_run_after_sent_writes_counts_its_own_rows(connection: Connection) -> None:
+    INSERT.send_many(
+        connection, [{"name": n, "at": NOON, "active": True, "detail": None} for n in "abc"]
+    )
+    assert RENAME.run(connection, {"old": "b", "name": "bee"}) == 1
+
+
+def test_sent_writes_are_committed_with_nothing_after_them(engine: Engine) -> None:
+    with engine.connect() as connection:
+        with connection.begin():
+            metadata.create_all(connection)
+        try:
+            with connection.begin():
+                INSERT.send(connection, {"name": "tea", "at": NOON, "active": True, "detail": None})
+            with engine.connect() as other, other.begin():
+                assert BY_NAME.first(other, {"name": "tea"}) is not None
+        finally:
+            with connection.begin():
+                metadata.drop_all(connection)
+
+
+def test_a_sent_statements_error_at_the_commit_rolls_back(engine: Engine, backend: str) -> None:
+    if backend == "sqlite":
+        pytest.skip("SQLite has no queue: a sent statement's error comes from send itself")
+    row = {"name": "tea", "at": NOON, "active": True, "detail": None}
+    with engine.connect() as connection:
+        with connection.begin():
+            metadata.create_all(connection)
+            INSERT.run(connection, row)
+        try:
+            transaction = connection.begin()
+            INSERT.send(connection, {**row, "name": "cake"})
+            INSERT.send(connection, row)  # "tea" is taken: raised by the commit
+            with pytest.raises(IntegrityError):
+                transaction.commit()
+            transaction.rollback()  # as after any failed commit
+            # nothing of that transaction stayed, and the connection goes on
+            with connection.begin():
+                assert connection.execute(select(things.c.name)).scalars().all() == ["tea"]
+        finally:
+            with connection.begin():
+                metadata.drop_all(connection)
+
+
+def test_a_rollback_drops_what_was_sent(engine: Engine) -> None:
+    with engine.connect() as connection:
+        with connection.begin():
+            metadata.create_all(connection)
+        try:
+            with connection.begin() as transaction:
+                INSERT.send(connection, {"name": "tea", "at": NOON, "active": True, "detail": None})
+                transaction.rollback()
+            # nothing of it reaches the next transaction either
+            with connection.begin():
+                assert BY_NAME.first(connection, {"name": "tea"}) is None
+        finally:
+            with connection.begin():
+                metadata.drop_all(connection)
+
+
+def test_a_savepoints_rollback_drops_only_what_it_sent(connection: Connection) -> None:
+    INSERT.send(connection, {"name": "tea", "at": NOON, "active": True, "detail": None})
+    savepoint = connection.begin_nested()
+    INSERT.send(connection, {"name": "cake", "at": NOON, "active": True, "detail": None})
+    savepoint.rollback()
+
+    names = connection.execute(select(things.c.name)).scalars().all()
+    assert names == ["tea"]
+
+
+def test_a_sent_statements_error_is_raised_by_the_next_answer(
+    connection: Connection, backend: str
+) -> None:
+    add(connection, "tea", NOON)
+    if backend == "sqlite":  # no queue: the statement runs at once
+        with pytest.raises(IntegrityError):
+            INSERT.send(connection, {"name": "tea", "at": NOON, "active": True, "detail": None})
+        return
+    INSERT.send(connection, {"name": "tea", "at": NOON, "active": True, "detail": None})
+    with pytest.raises(IntegrityError, match="fastsql_things") as raised:
+        BY_NAME.first(connection, {"name": "tea"})
+    # the driver does not say which statement of the pipeline failed: all are named
+    assert "INSERT INTO fastsql_things" in str(raised.value)
+    assert "SELECT" in str(raised.value)
+
+
+def test_sent_writes_go_before_a_copy(connection: Connection, backend: str) -> None:
+    if backend == "sqlite":
+        pytest.skip("COPY is PostgreSQL's")
+    INSERT.send(connection, {"name": "tea", "at": NOON, "active": True, "detail": None})
+    copy = bulkio.CopyText(f"tea\t{NOON.isoformat()}\tt\n", 1)
+    unique_violation = connection.dialect.loaded_dbapi.errors.UniqueViolation
+    with pytest.raises(unique_violation):  # the queued "tea" is there before the COPY's
+        bulkio.insert_rows(Session(connection), things, ["name", "at", "active"], copy)

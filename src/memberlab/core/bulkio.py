@@ -19,6 +19,8 @@ import orjson
 from sqlalchemy import Connection, Table
 from sqlalchemy.orm import Session
 
+from memberlab.core import fastsql
+
 if TYPE_CHECKING:  # psycopg is PostgreSQL's driver: not imported for SQLite
     from psycopg import Copy
 
@@ -111,6 +113,7 @@ def adapter_for(session: Session) -> Adapter:
 @contextmanager
 def _copy_into(connection: Connection, table: Table, columns: Sequence[str]) -> Iterator[Copy]:
     names = ", ".join(f'"{c}"' for c in columns)
+    fastsql.flush(connection)  # statements queued before the COPY go first
     driver = connection.connection.driver_connection
     # names come from our own table metadata, never from input
     with (

@@ -47,6 +47,8 @@ from sqlalchemy.orm import (
 )
 from sqlalchemy.types import TypeDecorator
 
+from memberlab.core import fastsql
+
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
     "uq": "uq_%(table_name)s_%(column_0_N_name)s",
@@ -143,6 +145,7 @@ def create_db_engine(url: str, *, pool_size: int = 20, **kwargs: Any) -> Engine:
     kwargs.setdefault("max_overflow", pool_size)
     engine = create_engine(url, **kwargs)
     _check_connections_on_checkout(engine)
+    fastsql.install(engine)
     return engine
 
 

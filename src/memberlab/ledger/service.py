@@ -156,7 +156,7 @@ class MemberWork:
         )
         changes = store.tier_changes(self.notices)
         if changes:
-            _INSERT_TIER_CHANGES.run_many(
+            _INSERT_TIER_CHANGES.send_many(
                 session.connection(),
                 [
                     {"tenant_id": self.ctx.tenant_id, "member_pk": self.member.id, "at": at,
@@ -307,7 +307,7 @@ def _purchase(ctx: LedgerContext, body: PurchaseCreate) -> PurchaseResult:
     order = outcome.order
     assert order is not None
     purchase_entry = next(e for e in outcome.entries if e.kind == "purchase")
-    _INSERT_ORDER.run(
+    _INSERT_ORDER.send(
         ctx.session.connection(),
         {
             "tenant_id": ctx.tenant_id,

@@ -328,17 +328,18 @@ def save(
     new_lots: list[rules.Lot],
     now: datetime,
 ) -> None:
-    """Write what the rules produced for one member."""
+    """Write what the rules produced for one member (sent: on PostgreSQL the statements go
+    to the server with the next one that needs an answer, see ``core.fastsql``)."""
     member_pk, state = loaded.member_pk, loaded.state
     connection = session.connection()
     entry_dicts, posting_dicts = entry_rows(tenant_id, member_pk, entries, now)
     if entry_dicts:
-        _INSERT_ENTRIES.run_many(connection, entry_dicts)
+        _INSERT_ENTRIES.send_many(connection, entry_dicts)
     if posting_dicts:
-        _INSERT_POSTINGS.run_many(connection, posting_dicts)
+        _INSERT_POSTINGS.send_many(connection, posting_dicts)
     new_seqs = {lot.seq for lot in new_lots}
     if new_lots:
-        _INSERT_LOTS.run_many(connection, [lot_row(tenant_id, member_pk, lot) for lot in new_lots])
+        _INSERT_LOTS.send_many(connection, [lot_row(tenant_id, member_pk, lot) for lot in new_lots])
     changed_lots = [
         {
             "b_tenant_id": tenant_id,
@@ -353,15 +354,15 @@ def save(
         and loaded.lots_before.get(lot.seq) != (lot.remaining, lot.released, lot.noticed)
     ]
     if changed_lots:
-        _UPDATE_LOT.run_many(connection, changed_lots)
+        _UPDATE_LOT.send_many(connection, changed_lots)
     values = state_row(tenant_id, member_pk, state, now, loaded.notice_days)
     if loaded.is_new:
-        _INSERT_STATE.run(connection, values)
+        _INSERT_STATE.send(connection, values)
         loaded.is_new = False
     else:
         values["b_tenant_id"] = values.pop("tenant_id")
         values["b_member_pk"] = values.pop("member_pk")
-        _UPDATE_STATE.run(connection, values)
+        _UPDATE_STATE.send(connection, values)
     state.retired.clear()
     loaded.lots_before = {lot.seq: (lot.remaining, lot.released, lot.noticed) for lot in state.lots}
     # lots that are used up and released no longer need to be kept in memory

@@ -157,7 +157,7 @@ def enqueue(
                 }
             )
     if rows:
-        _INSERT_EVENTS.run_many(connection, rows)
+        _INSERT_EVENTS.send_many(connection, rows)
     return len(rows)
 
 
