@@ -26,7 +26,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from memberlab.core import bulkio
@@ -287,3 +287,23 @@ def test_sent_writes_go_before_a_copy(connection: Connection, backend: str) -> N
     unique_violation = connection.dialect.loaded_dbapi.errors.UniqueViolation
     with pytest.raises(unique_violation):  # the queued "tea" is there before the COPY's
         bulkio.insert_rows(Session(connection), things, ["name", "at", "active"], copy)
+
+
+@pytest.mark.parametrize("queued", [False, True], ids=["nothing queued", "a write queued"])
+def test_a_lost_connection_still_rolls_back_cleanly(
+    engine: Engine, backend: str, queued: bool
+) -> None:
+    if backend == "sqlite":
+        pytest.skip("a PostgreSQL server process is what gets lost here")
+    with engine.connect() as connection:
+        connection.begin()
+        pid = connection.exec_driver_sql("select pg_backend_pid()").scalar()
+        if queued:  # then the flush before the next statement meets the lost connection
+            RENAME.send(connection, {"old": "tea", "name": "green tea"})
+        with engine.connect() as other, other.begin():
+            other.exec_driver_sql(f"select pg_terminate_backend({pid})")
+        with pytest.raises(OperationalError):
+            connection.exec_driver_sql("select 1")
+        connection.rollback()  # the lost connection's error was the one raised
+    with engine.connect() as connection:  # and the pool goes on with a new one
+        assert connection.exec_driver_sql("select 1").scalar() == 1

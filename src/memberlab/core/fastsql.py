@@ -20,7 +20,8 @@ statement that needs an answer (a fast statement's rows, any SQLAlchemy statemen
 commit), one round trip for them all. A round trip costs this machine some 60 µs of CPU,
 half in the server process, whatever the statement, and a purchase's writes are seven of
 them. The price: a sent statement's error (a unique key taken, say) is raised by the
-statement that flushed the queue, and a rollback drops what is queued. ``install`` sets
+statement that flushed the queue, a rollback drops what is queued, and the values are
+read when the queue is flushed (pass copies of what may change after ``send``). ``install`` sets
 the flushing up on an engine; elsewhere (SQLite, where a statement is a function call)
 ``send`` runs at once.
 """
@@ -224,8 +225,20 @@ def flush(connection: Connection) -> None:
     statement and the commit; COPY and the like call it themselves)."""
     pooled = connection.connection
     queued = pooled.info.pop(_QUEUE, None)
-    if queued:
+    if not queued:
+        return
+    try:
         _run_pipeline(_cursor(pooled), queued)
+    except exc.DBAPIError as error:
+        # raised from an event, SQLAlchemy would not see a lost connection as lost
+        if connection.dialect.is_disconnect(error.orig, pooled.dbapi_connection, None):
+            connection.invalidate(error.orig)  # type: ignore[arg-type]
+        raise
+
+
+def _drop(connection: Connection) -> None:
+    if not connection.invalidated:  # a lost connection's queue went with it
+        connection.connection.info.pop(_QUEUE, None)
 
 
 def install(engine: Engine) -> None:
@@ -255,11 +268,11 @@ def install(engine: Engine) -> None:
 
     @event.listens_for(engine, "rollback")
     def _drop_on_rollback(connection: Connection) -> None:
-        connection.connection.info.pop(_QUEUE, None)
+        _drop(connection)
 
     @event.listens_for(engine, "rollback_savepoint")
     def _drop_on_savepoint_rollback(connection: Connection, *_args: Any) -> None:
-        connection.connection.info.pop(_QUEUE, None)
+        _drop(connection)
 
     @event.listens_for(engine, "reset")
     def _drop_on_reset(_dbapi_connection: Any, record: Any, _reset_state: Any) -> None:

@@ -290,7 +290,7 @@ def state_row(
         if state.cap_month
         else None,
         "cap_month_points": state.cap_month_points,
-        "bonus_counts": state.bonus_counts,
+        "bonus_counts": dict(state.bonus_counts),  # sent: read at the flush
         "plan_code": state.plan_code,
         "plan_until": state.plan_until,
         "next_seq": state.next_seq,
