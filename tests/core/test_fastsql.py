@@ -72,6 +72,22 @@ def connection(engine: Engine) -> Iterator[Connection]:
         transaction.rollback()
 
 
+@pytest.fixture
+def committing(engine: Engine) -> Iterator[Connection]:
+    """A connection with the two tables whose transactions really commit (and roll back);
+    the tables are dropped afterwards."""
+    with engine.connect() as connection:
+        with connection.begin():
+            metadata.create_all(connection)
+        try:
+            yield connection
+        finally:
+            if connection.in_transaction():
+                connection.rollback()
+            with connection.begin():
+                metadata.drop_all(connection)
+
+
 def add(connection: Connection, name: str, at: datetime, *, active: bool = True) -> None:
     INSERT.run(connection, {"name": name, "at": at, "active": active, "detail": {"n": [1, 2]}})
 
@@ -138,19 +154,12 @@ def test_the_drivers_errors_come_as_sqlalchemys(connection: Connection) -> None:
     assert BY_NAME.first(connection, {"name": "tea"}) is not None
 
 
-def test_writes_belong_to_the_connections_transaction(engine: Engine) -> None:
-    with engine.connect() as connection:
-        with connection.begin():
-            metadata.create_all(connection)
-        try:
-            with connection.begin() as transaction:
-                add(connection, "tea", NOON)
-                transaction.rollback()
-            with connection.begin():
-                assert BY_NAME.first(connection, {"name": "tea"}) is None
-        finally:
-            with connection.begin():
-                metadata.drop_all(connection)
+def test_writes_belong_to_the_connections_transaction(committing: Connection) -> None:
+    with committing.begin() as transaction:
+        add(committing, "tea", NOON)
+        transaction.rollback()
+    with committing.begin():
+        assert BY_NAME.first(committing, {"name": "tea"}) is None
 
 
 def test_a_missing_parameter_is_named(connection: Connection) -> None:
@@ -200,57 +209,41 @@ def test_a_run_after_sent_writes_counts_its_own_rows(connection: Connection) -> 
     assert RENAME.run(connection, {"old": "b", "name": "bee"}) == 1
 
 
-def test_sent_writes_are_committed_with_nothing_after_them(engine: Engine) -> None:
-    with engine.connect() as connection:
-        with connection.begin():
-            metadata.create_all(connection)
-        try:
-            with connection.begin():
-                INSERT.send(connection, {"name": "tea", "at": NOON, "active": True, "detail": None})
-            with engine.connect() as other, other.begin():
-                assert BY_NAME.first(other, {"name": "tea"}) is not None
-        finally:
-            with connection.begin():
-                metadata.drop_all(connection)
+def test_sent_writes_are_committed_with_nothing_after_them(
+    engine: Engine, committing: Connection
+) -> None:
+    with committing.begin():
+        INSERT.send(committing, {"name": "tea", "at": NOON, "active": True, "detail": None})
+    with engine.connect() as other, other.begin():
+        assert BY_NAME.first(other, {"name": "tea"}) is not None
 
 
-def test_a_sent_statements_error_at_the_commit_rolls_back(engine: Engine, backend: str) -> None:
+def test_a_sent_statements_error_at_the_commit_rolls_back(
+    committing: Connection, backend: str
+) -> None:
     if backend == "sqlite":
         pytest.skip("SQLite has no queue: a sent statement's error comes from send itself")
     row = {"name": "tea", "at": NOON, "active": True, "detail": None}
-    with engine.connect() as connection:
-        with connection.begin():
-            metadata.create_all(connection)
-            INSERT.run(connection, row)
-        try:
-            transaction = connection.begin()
-            INSERT.send(connection, {**row, "name": "cake"})
-            INSERT.send(connection, row)  # "tea" is taken: raised by the commit
-            with pytest.raises(IntegrityError):
-                transaction.commit()
-            transaction.rollback()  # as after any failed commit
-            # nothing of that transaction stayed, and the connection goes on
-            with connection.begin():
-                assert connection.execute(select(things.c.name)).scalars().all() == ["tea"]
-        finally:
-            with connection.begin():
-                metadata.drop_all(connection)
+    with committing.begin():
+        INSERT.run(committing, row)
+    transaction = committing.begin()
+    INSERT.send(committing, {**row, "name": "cake"})
+    INSERT.send(committing, row)  # "tea" is taken: raised by the commit
+    with pytest.raises(IntegrityError):
+        transaction.commit()
+    transaction.rollback()  # as after any failed commit
+    # nothing of that transaction stayed, and the connection goes on
+    with committing.begin():
+        assert committing.execute(select(things.c.name)).scalars().all() == ["tea"]
 
 
-def test_a_rollback_drops_what_was_sent(engine: Engine) -> None:
-    with engine.connect() as connection:
-        with connection.begin():
-            metadata.create_all(connection)
-        try:
-            with connection.begin() as transaction:
-                INSERT.send(connection, {"name": "tea", "at": NOON, "active": True, "detail": None})
-                transaction.rollback()
-            # nothing of it reaches the next transaction either
-            with connection.begin():
-                assert BY_NAME.first(connection, {"name": "tea"}) is None
-        finally:
-            with connection.begin():
-                metadata.drop_all(connection)
+def test_a_rollback_drops_what_was_sent(committing: Connection) -> None:
+    with committing.begin() as transaction:
+        INSERT.send(committing, {"name": "tea", "at": NOON, "active": True, "detail": None})
+        transaction.rollback()
+    # nothing of it reaches the next transaction either
+    with committing.begin():
+        assert BY_NAME.first(committing, {"name": "tea"}) is None
 
 
 def test_a_savepoints_rollback_drops_only_what_it_sent(connection: Connection) -> None:
