@@ -139,7 +139,7 @@ def engine_threads(size: int) -> ThreadPoolExecutor:
         with _ENGINE_POOLS_LOCK:
             pool = _ENGINE_POOLS.get(size)
             if pool is None:
-                pool = ThreadPoolExecutor(size, thread_name_prefix=ENGINE_THREAD_NAME)
+                pool = ThreadPoolExecutor(size, thread_name_prefix=f"{ENGINE_THREAD_NAME}-{size}")
                 _ENGINE_POOLS[size] = pool
     return pool
 
