@@ -20,6 +20,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    UniqueConstraint,
     bindparam,
     insert,
     select,
@@ -48,6 +49,15 @@ with_default = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("name", String(20), default="unnamed"),
+)
+
+# PostgreSQL only: a unique key checked at COMMIT, not at each statement
+deferred_metadata = MetaData()
+deferred = Table(
+    "fastsql_deferred",
+    deferred_metadata,
+    Column("code", String(20), nullable=False),
+    UniqueConstraint("code", deferrable=True, initially="DEFERRED"),
 )
 
 BY_NAME = FastStatement(select(things).where(things.c.name == bindparam("name")))
@@ -235,6 +245,30 @@ def test_a_sent_statements_error_at_the_commit_rolls_back(
     # nothing of that transaction stayed, and the connection goes on
     with committing.begin():
         assert committing.execute(select(things.c.name)).scalars().all() == ["tea"]
+
+
+def test_a_commit_the_server_refuses_is_raised_and_keeps_nothing(
+    engine: Engine, backend: str
+) -> None:
+    if backend == "sqlite":
+        pytest.skip("a unique key checked at COMMIT is PostgreSQL's")
+    insert_code = FastStatement(insert(deferred))
+    with engine.connect() as connection:
+        with connection.begin():
+            deferred_metadata.create_all(connection)
+        try:
+            transaction = connection.begin()
+            # both pass their statements; the COMMIT, sent with them, finds the duplicate
+            insert_code.send(connection, {"code": "tea"})
+            insert_code.send(connection, {"code": "tea"})
+            with pytest.raises(IntegrityError, match="fastsql_deferred"):
+                transaction.commit()
+            transaction.rollback()
+            with connection.begin():
+                assert connection.execute(select(deferred.c.code)).all() == []
+        finally:
+            with connection.begin():
+                deferred_metadata.drop_all(connection)
 
 
 def test_a_rollback_drops_what_was_sent(committing: Connection) -> None:

@@ -206,29 +206,37 @@ def _send(connection: Connection, compiled: _Compiled, parameters: Any, *, many:
     queued.append((compiled, parameters, many))
 
 
-def _run_pipeline(cursor: Any, queued: list[_Queued]) -> None:
+def _run_pipeline(cursor: Any, queued: list[_Queued], *, commit: bool = False) -> None:
     """Run statements in one pipeline, one round trip: the last one's results stay on the
     cursor. The pipeline ends before anything is fetched: fetching inside it would cost a
-    round trip of its own."""
+    round trip of its own. ``commit``: and the transaction's COMMIT after them, in the same
+    round trip (skipped by the server if one of them failed: the transaction is then left
+    failed, for the caller to roll back)."""
     try:
         with cursor.connection.pipeline():
             for compiled, parameters, many in queued:
                 _call(cursor, compiled.sql, parameters, many)
+            if commit:
+                # not ``connection.commit()``: in a pipeline it syncs, a round trip of its
+                # own; the driver reads the transaction's end from the server's answer
+                cursor.execute("COMMIT")
     except queued[0][0].error_class as error:
         # the driver does not say which statement failed: name them all
         sql = ";\n".join(compiled.sql for compiled, _, _ in queued)
         raise _wrapped(queued[0][0].dialect, sql, None, error) from error
 
 
-def flush(connection: Connection) -> None:
+def flush(connection: Connection, *, commit: bool = False) -> None:
     """Send what is queued on ``connection`` now (``install`` calls it before every other
-    statement and the commit; COPY and the like call it themselves)."""
+    statement and at the commit, with ``commit``: then the COMMIT goes in the same round
+    trip, and the driver's own commit finds the transaction ended). COPY and the like call
+    it themselves."""
     pooled = connection.connection
     queued = pooled.info.pop(_QUEUE, None)
     if not queued:
         return
     try:
-        _run_pipeline(_cursor(pooled), queued)
+        _run_pipeline(_cursor(pooled), queued, commit=commit)
     except exc.DBAPIError as error:
         # raised from an event, SQLAlchemy would not see a lost connection as lost
         if connection.dialect.is_disconnect(error.orig, pooled.dbapi_connection, None):
@@ -243,7 +251,7 @@ def _drop(connection: Connection) -> None:
 
 def install(engine: Engine) -> None:
     """Queue ``send``'s statements on this engine's connections, if its driver has pipelines
-    (psycopg): flushed before any SQLAlchemy statement and at the commit, dropped at a
+    (psycopg): flushed before any SQLAlchemy statement and with the COMMIT, dropped at a
     rollback (a savepoint's too: what it queued belongs to it)."""
     if (
         engine.dialect.driver != "psycopg"
@@ -257,9 +265,9 @@ def install(engine: Engine) -> None:
         flush(connection)
 
     @event.listens_for(engine, "commit")
-    def _flush_before_commit(connection: Connection) -> None:
+    def _flush_with_commit(connection: Connection) -> None:
         try:
-            flush(connection)
+            flush(connection, commit=True)
         except BaseException:
             # SQLAlchemy takes its transaction as ended once this raises: end the server's
             # too, or the connection would go on in a failed transaction
