@@ -390,10 +390,11 @@ BAD_INPUT = {
         "必须是文本",
     ),
 }
+# the detail reads on its own: the summary, then the field it introduces
 DETAILS = {
-    "core.error.invalid_input": ("The input is not valid:", "输入无效："),
-    "core.error.request_invalid": ("The request is not valid:", "请求无效："),
-    "members.conflict": ("Another member already has this:", "已有其他会员使用了以下信息："),
+    "core.error.invalid_input": ("The input is not valid: {}", "输入无效：{}"),
+    "core.error.request_invalid": ("The request is not valid: {}", "请求无效：{}"),
+    "members.conflict": ("Another member already has this: {}", "已有其他会员使用了以下信息：{}"),
 }
 TITLES = {422: ("Invalid input", "输入无效"), 409: ("Conflict", "冲突")}
 
@@ -424,7 +425,8 @@ def test_bad_input_is_a_problem_naming_the_field_and_nothing_is_written(
 
         problem = assert_problem(response, status, code)
         assert response.headers["content-language"] == lang
-        assert (problem["title"], problem["detail"]) == (title, detail)
+        assert problem["title"] == title
+        assert problem["detail"] == detail.format(f"{field}: {message}")
         assert [(e["field"], e["message"]) for e in problem["errors"]] == [(field, message)]
 
     assert stored_members(state, acme) == 1

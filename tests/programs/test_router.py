@@ -149,11 +149,13 @@ def test_loading_a_broken_file_is_422_with_the_errors_and_stores_nothing(
     response = client.post(URL, content=SEVERAL_MISTAKES, headers=acme.headers(lang=lang))
 
     problem = assert_problem(response, 422, "programs.invalid")
+    # the detail reads on its own: the summary, then each field with its message
+    fields = [f"{field}: {message}" for field, message, _ in SEVERAL_MISTAKES_ERRORS[lang]]
     assert (
         problem["detail"]
         == {
-            "en": "The program file is not valid:",
-            "zh-CN": "会员计划文件无效：",
+            "en": "The program file is not valid: " + "; ".join(fields),
+            "zh-CN": "会员计划文件无效：" + "；".join(fields),
         }[lang]
     )
     assert [(e["field"], e["message"], e["line"]) for e in problem["errors"]] == (

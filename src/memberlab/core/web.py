@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from memberlab.core.access import Permission, Principal
 from memberlab.core.app_state import AppState
 from memberlab.core.db import CONFIG_STAMP
-from memberlab.core.errors import Forbidden, MemberLabError, Unauthenticated
+from memberlab.core.errors import FieldError, Forbidden, MemberLabError, Unauthenticated
 from memberlab.core.i18n import current_language, language, negotiate_language, t
 from memberlab.core.settings import Language
 from memberlab.core.tenants import authenticate
@@ -234,6 +234,16 @@ def problem(
     )
 
 
+def problem_detail(summary: str, errors: list[FieldError]) -> str:
+    """A summary that introduces its fields ("The input is not valid:") with them, in one
+    line: the detail reads on its own (in a log, an alert) and ``errors`` still lists them."""
+    if not errors or not summary.endswith((":", "：")):
+        return summary
+    if summary.endswith("："):  # the Chinese text's own punctuation
+        return summary + "；".join(error.render() for error in errors)
+    return f"{summary} " + "; ".join(error.render() for error in errors)
+
+
 async def handle_domain_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, MemberLabError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
@@ -242,7 +252,7 @@ async def handle_domain_error(request: Request, exc: Exception) -> JSONResponse:
         status=exc.status,
         code=exc.code,
         title=exc.title(),
-        detail=exc.message(),
+        detail=problem_detail(exc.message(), exc.errors),
         errors=[error.as_dict() for error in exc.errors],
         headers=headers,
     )
@@ -264,7 +274,7 @@ async def handle_request_validation(request: Request, exc: Exception) -> JSONRes
         status=422,
         code="core.error.request_invalid",
         title=t("core.title.invalid_input"),
-        detail=t("core.error.request_invalid"),
+        detail=problem_detail(t("core.error.request_invalid"), errors),
         errors=[e.as_dict() for e in errors],
     )
 
