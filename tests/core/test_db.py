@@ -282,6 +282,7 @@ def test_a_sqlite_file_runs_in_wal_mode_with_foreign_keys_on(tmp_path: Path) -> 
 
     assert pragma(url, "journal_mode") == "wal"
     assert pragma(url, "foreign_keys") == 1
+    assert pragma(url, "cache_size") == -64 * 1024  # KiB: 64 MiB, not SQLite's 2 MiB
 
 
 def test_an_in_memory_sqlite_has_foreign_keys_on_too() -> None:

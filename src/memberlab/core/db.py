@@ -188,6 +188,9 @@ def _check_connections_on_checkout(engine: Engine) -> None:
                 raise
 
 
+SQLITE_CACHE_KIB = 64 * 1024
+
+
 def _configure_sqlite(engine: Engine) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -199,6 +202,11 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # a page cache of up to 64 MiB per connection (SQLite's default is 2 MiB), taken as
+        # pages are read: a bulk import's index updates land all over the ledger's indexes
+        # (by time, by order id), and with 2 MiB most of them read their page back in.
+        # 200,000 purchases: the import's writing CPU 86 -> 60 us per purchase.
+        cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
