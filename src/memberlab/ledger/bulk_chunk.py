@@ -224,20 +224,7 @@ POSTING_COLUMNS = (
     "lot_seq",
     "at",
 )
-LOT_COLUMNS = (
-    "tenant_id",
-    "member_pk",
-    "seq",
-    "earned_at",
-    "available_at",
-    "expires_at",
-    "amount",
-    "remaining",
-    "source",
-    "released",
-    "reference",
-    "noticed",
-)
+LOT_COLUMNS = ("tenant_id", "member_pk", *store.LOT_FIELDS)
 ORDER_COLUMNS = (
     "tenant_id",
     "order_id",

@@ -76,7 +76,8 @@ _ACTIVITY = FastStatement(
     .order_by(_entries.c.at, _entries.c.seq)
 )
 
-_LOT_FIELDS = (
+# a lot's columns besides tenant and member, in the order of ``rules.Lot``'s fields
+LOT_FIELDS = (
     "seq",
     "earned_at",
     "available_at",
@@ -108,7 +109,7 @@ _STATE_LOTS_ACTIVITY = FastStatement(
     select(
         _states,
         _json_rows(
-            [_lots.c[name] for name in _LOT_FIELDS],
+            [_lots.c[name] for name in LOT_FIELDS],
             [_lots.c.seq],
             (_lots.c.tenant_id == _states.c.tenant_id)
             & (_lots.c.member_pk == _states.c.member_pk)
@@ -255,50 +256,28 @@ def load(
     notice_days = program.points.expiring_notice_days
     connection = session.connection()
     keys = {"tenant_id": tenant_id, "member_pk": member.id}
-    if state_row is UNREAD and connection.dialect.name == "postgresql":
-        return _load_at_once(connection, keys, member, program, now, notice_days)
-    row = _STATE.first(connection, keys) if state_row is UNREAD else state_row
+    at_once = state_row is UNREAD and connection.dialect.name == "postgresql"
+    if at_once:
+        values = {**keys, "now": now, "horizon_days": _horizon_days(program)}
+        row = _STATE_LOTS_ACTIVITY.first(connection, values)
+    else:
+        row = _STATE.first(connection, keys) if state_row is UNREAD else state_row
     if row is None:
         state = rules.new_member_state(
             program, enrolled_at=member.enrolled_at, birthday=member.birthday_month_day
         )
         return Loaded(member.id, state, is_new=True, notice_days=notice_days)
     state = state_from_row(row, enrolled_at=member.enrolled_at, birthday=member.birthday_month_day)
-    state.lots = [lot_from_row(lot) for lot in _OPEN_LOTS.rows(connection, keys)]
-    state.lots.sort(key=lambda lot: lot.seq)
-    horizon = activity_horizon(program, min(now, state.as_of or now))
-    if horizon is not None:
-        activity = _ACTIVITY.rows(connection, {**keys, "horizon": horizon})
-        state.activity = [rules.Activity(at, g, s, o) for at, g, s, o in activity]
-    return Loaded(
-        member.id,
-        state,
-        is_new=False,
-        lots_before={lot.seq: (lot.remaining, lot.released, lot.noticed) for lot in state.lots},
-        notice_days=notice_days,
-    )
-
-
-def _load_at_once(
-    connection: Any,
-    keys: dict[str, Any],
-    member: Member | LedgerMember,
-    program: ProgramDefinition,
-    now: datetime,
-    notice_days: int,
-) -> Loaded:
-    """``load`` on PostgreSQL: state, open lots and activity in one statement."""
-    row = _STATE_LOTS_ACTIVITY.first(
-        connection, {**keys, "now": now, "horizon_days": _horizon_days(program)}
-    )
-    if row is None:
-        state = rules.new_member_state(
-            program, enrolled_at=member.enrolled_at, birthday=member.birthday_month_day
-        )
-        return Loaded(member.id, state, is_new=True, notice_days=notice_days)
-    state = state_from_row(row, enrolled_at=member.enrolled_at, birthday=member.birthday_month_day)
-    state.lots = _lots_from_json(row.open_lots)
-    state.activity = _activity_from_json(row.activity)
+    if at_once:
+        state.lots = _lots_from_json(row.open_lots)
+        state.activity = _activity_from_json(row.activity)
+    else:
+        state.lots = [lot_from_row(lot) for lot in _OPEN_LOTS.rows(connection, keys)]
+        state.lots.sort(key=lambda lot: lot.seq)
+        horizon = activity_horizon(program, min(now, state.as_of or now))
+        if horizon is not None:
+            activity = _ACTIVITY.rows(connection, {**keys, "horizon": horizon})
+            state.activity = [rules.Activity(at, g, s, o) for at, g, s, o in activity]
     return Loaded(
         member.id,
         state,
