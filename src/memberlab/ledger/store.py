@@ -2,8 +2,8 @@
 
 ``load`` reads what the rules need of one member (locking the member on PostgreSQL so that
 concurrent writes for one member queue up, then reading state, lots and activity in one
-statement); ``save`` writes what the rules produced: new
-entries with their postings, new and changed lots, and the member's state row.
+statement); ``save`` writes what the rules produced: new entries with their postings, new
+and changed lots, and the member's state row.
 
 These run on every purchase, so they are Core statements built once (below) and run as
 ``FastStatement``s on the session's connection: that skips statement construction, the ORM's
@@ -139,33 +139,12 @@ def _instant(text: str | None) -> datetime | None:
 
 
 def _lots_from_json(text: str | None) -> list[rules.Lot]:
+    """Lots as ``_STATE_LOTS_ACTIVITY`` sends them: arrays in ``LOT_FIELDS`` order."""
     if text is None:
         return []
     return [
-        rules.Lot(
-            seq=seq,
-            earned_at=_instant(earned_at),  # type: ignore[arg-type]
-            available_at=_instant(available_at),  # type: ignore[arg-type]
-            expires_at=_instant(expires_at),
-            amount=amount,
-            remaining=remaining,
-            source=source,
-            released=released,
-            reference=reference,
-            noticed=noticed,
-        )
-        for (
-            seq,
-            earned_at,
-            available_at,
-            expires_at,
-            amount,
-            remaining,
-            source,
-            released,
-            reference,
-            noticed,
-        ) in orjson.loads(text)
+        rules.Lot(seq, _instant(earned), _instant(available), _instant(expires), *rest)  # type: ignore[arg-type]
+        for seq, earned, available, expires, *rest in orjson.loads(text)
     ]
 
 
