@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -97,3 +98,19 @@ def test_the_engines_work_runs_in_the_requests_language(state: AppState) -> None
     # both, whichever is the process's default
     assert anyio.run(in_language, "zh-CN") == "zh-CN"
     assert anyio.run(in_language, "en") == "en"
+
+
+def test_a_served_app_leaves_its_start_up_objects_out_of_full_collections(state: AppState) -> None:
+    gc.unfreeze()
+    try:
+        with TestClient(create_app(state)) as client:  # the tests' apps leave the heap be
+            assert client.get("/healthz").status_code == 200
+            assert gc.get_freeze_count() == 0
+        with TestClient(create_app(state, freeze_heap=True)) as client:
+            # frozen at start-up: the app, its routes, the modules, before the first request
+            frozen = gc.get_freeze_count()
+            assert frozen > 10_000
+            assert client.get("/healthz").status_code == 200
+            assert not any(gc.is_tracked(o) and o is client.app for o in gc.get_objects(2))
+    finally:
+        gc.unfreeze()
