@@ -18,8 +18,9 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, event, func, select, text
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from conftest import BACKENDS, FIXED_NOW, POSTGRES_URL, TEST_SECRET
 from memberlab.core import migrate, tenants
@@ -293,8 +294,9 @@ def test_concurrent_purchases_and_redemptions_of_one_member_lose_no_posting(
 def second_while_first_is_open(
     shop: Shop, first: Callable[[service.LedgerContext], Any], second: Callable[[], Any]
 ) -> Any:
-    """Run ``first`` and hold its transaction open; run ``second`` in another thread until
-    it waits for a lock ``first`` holds; commit ``first``; return what ``second`` gave."""
+    """Run ``first`` up to its commit and hold it there; run ``second`` in another thread
+    until it waits for a lock ``first`` holds; let ``first`` commit; return what ``second``
+    gave. (An idempotent write commits itself: ``replay_or_run``.)"""
     outcome: list[Any] = []
 
     def attempt() -> None:
@@ -303,12 +305,17 @@ def second_while_first_is_open(
         except (MemberLabError, IntegrityError) as error:
             outcome.append(error)
 
-    session = shop.database.new_session(tenant_id=shop.tenant_id)
-    try:
-        first(shop.context(session))
-        worker = threading.Thread(target=attempt)
+    worker = threading.Thread(target=attempt)
+
+    def hold(session: Session) -> None:
+        session.execute(text("SELECT 1"))  # the writes sent to go with the COMMIT go now
         worker.start()
         wait_for_a_blocked_writer(shop.database)
+
+    session = shop.database.new_session(tenant_id=shop.tenant_id)
+    event.listen(session, "before_commit", hold, once=True)
+    try:
+        first(shop.context(session))
         session.commit()
         worker.join(timeout=60)
     finally:
