@@ -358,6 +358,27 @@ def test_two_first_purchases_of_a_new_customer_at_once_both_succeed(
     assert shop.balance("NEW-1") == shop.posted_balance("NEW-1") == 200 + 30 + 30
 
 
+def test_a_purchase_that_waited_for_another_writer_reads_what_that_writer_wrote(
+    committing: Database,
+) -> None:
+    # a purchase reads its member in the statement that takes the lock; having waited for
+    # the adjustment's lock, it reads the member again, with the adjustment's entry and lot
+    shop = open_shop(committing)
+    shop.member("W-1", 1000)
+
+    second = second_while_first_is_open(
+        shop,
+        lambda ctx: service.adjust(
+            ctx, "W-1", AdjustmentCreate(points=500, reason="goodwill"), "goodwill-1"
+        ),
+        lambda: shop.purchase("W-1", "after-1", "30.00"),
+    )
+
+    assert isinstance(second, dict), f"the purchase failed: {second!r}"
+    assert second["balances"]["available"] == 1500  # the 30 earned are pending
+    assert shop.balance("W-1") == shop.posted_balance("W-1") == 1000 + 500 + 30
+
+
 def wait_for_a_blocked_writer(database: Database, timeout: float = 30.0) -> None:
     """Until another connection waits on a lock (a row some transaction holds)."""
     deadline = time.monotonic() + timeout

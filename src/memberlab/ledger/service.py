@@ -180,19 +180,22 @@ def open_member(
     program: ProgramDefinition | None = None,
     *,
     locked: bool = False,
+    loaded: store.Loaded | None = None,
 ) -> MemberWork:
-    """Lock (unless ``locked`` already) and load a member and bring the state up to ``at``
-    (under the program in force at ``at``, unless the caller already has it)."""
+    """Lock (unless ``locked`` already) and load a member (unless the caller did both,
+    ``loaded``) and bring the state up to ``at`` (under the program in force at ``at``,
+    unless the caller already has it)."""
     if program is None:
         _, program = program_at(ctx.session, at)
-    loaded = store.load(
-        ctx.session,
-        tenant_id=ctx.tenant_id,
-        member=member,
-        program=program,
-        now=ctx.now,
-        lock=not locked,
-    )
+    if loaded is None:
+        loaded = store.load(
+            ctx.session,
+            tenant_id=ctx.tenant_id,
+            member=member,
+            program=program,
+            now=ctx.now,
+            lock=not locked,
+        )
     work = MemberWork(ctx, member, program, loaded, [], [], [], loaded.state.last_review_at)
     if loaded.is_new:
         # the member's first ledger event: the sign-up bonus, as of enrolment
@@ -275,7 +278,14 @@ def _purchase(ctx: LedgerContext, body: PurchaseCreate) -> PurchaseResult:
     if errors:
         raise LedgerInputInvalid(errors=errors)
 
-    member, enrolled = _member_for_purchase(ctx, body, program, at)
+    fused = store.lock_and_load(
+        ctx.session, tenant_id=ctx.tenant_id, member_id=body.member_id, program=program, now=ctx.now
+    )
+    if fused is None:  # SQLite, or a member new to the ledger
+        member, enrolled = _member_for_purchase(ctx, body, program, at)
+        loaded = None
+    else:
+        (member, loaded), enrolled = fused, False
     event = rules.Purchase(
         body.order_id,
         at,
@@ -287,7 +297,7 @@ def _purchase(ctx: LedgerContext, body: PurchaseCreate) -> PurchaseResult:
         body.points_used,
         body.coupon_code,
     )
-    work = open_member(ctx, member, at, program, locked=True)
+    work = open_member(ctx, member, at, program, locked=True, loaded=loaded)
     tier_before = work.state.tier
     try:
         outcome = work.take(rules.purchase(program, work.state, event))

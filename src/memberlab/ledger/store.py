@@ -101,29 +101,35 @@ def _json_rows(columns: list[Any], order_by: list[Any], where: Any) -> Any:
     return select(cast(rows, Text)).where(where).scalar_subquery()
 
 
+def _open_lots_json() -> Any:
+    """The open lots of the state row's member, as JSON text (``_lots_from_json``)."""
+    return _json_rows(
+        [_lots.c[name] for name in LOT_FIELDS],
+        [_lots.c.seq],
+        (_lots.c.tenant_id == _states.c.tenant_id)
+        & (_lots.c.member_pk == _states.c.member_pk)
+        & ((_lots.c.remaining > 0) | (_lots.c.released.is_(False))),
+    ).label("open_lots")
+
+
+def _activity_json() -> Any:
+    """The state row's member's activity since the horizon, as JSON text."""
+    return _json_rows(
+        [_entries.c.at, _entries.c.growth, _entries.c.spend, _entries.c.orders],
+        [_entries.c.at, _entries.c.seq],
+        (_entries.c.tenant_id == _states.c.tenant_id)
+        & (_entries.c.member_pk == _states.c.member_pk)
+        & (_entries.c.at >= _ACTIVITY_HORIZON)
+        & ((_entries.c.growth != 0) | (_entries.c.spend != 0) | (_entries.c.orders != 0)),
+    ).label("activity")
+
+
 # PostgreSQL, after the member's lock: the state row, its open lots and its activity since
 # the horizon, in one round trip instead of three: a round trip costs client and server some
 # CPU whatever it carries (``core.fastsql``). The lots and the activity come back as JSON text
 # parsed here; ``horizon_days`` NULL (a lifetime window) reads no activity.
 _STATE_LOTS_ACTIVITY = FastStatement(
-    select(
-        _states,
-        _json_rows(
-            [_lots.c[name] for name in LOT_FIELDS],
-            [_lots.c.seq],
-            (_lots.c.tenant_id == _states.c.tenant_id)
-            & (_lots.c.member_pk == _states.c.member_pk)
-            & ((_lots.c.remaining > 0) | (_lots.c.released.is_(False))),
-        ).label("open_lots"),
-        _json_rows(
-            [_entries.c.at, _entries.c.growth, _entries.c.spend, _entries.c.orders],
-            [_entries.c.at, _entries.c.seq],
-            (_entries.c.tenant_id == _states.c.tenant_id)
-            & (_entries.c.member_pk == _states.c.member_pk)
-            & (_entries.c.at >= _ACTIVITY_HORIZON)
-            & ((_entries.c.growth != 0) | (_entries.c.spend != 0) | (_entries.c.orders != 0)),
-        ).label("activity"),
-    ).where(
+    select(_states, _open_lots_json(), _activity_json()).where(
         _states.c.tenant_id == bindparam("tenant_id"),
         _states.c.member_pk == bindparam("member_pk"),
     )
@@ -179,6 +185,49 @@ _MEMBER_AND_STATE = FastStatement(
         _members.c.tenant_id == bindparam("tenant_id"),
         _members.c.member_id == bindparam("member_id"),
     )
+)
+
+
+# PostgreSQL, a writer's first read of a member it knows by number: the member locked, with
+# its state, open lots and activity, in one round trip where the lock and the read took two.
+# It locks the member's row and then its state row (members first, as every writer does).
+# A statement that had to wait for those locks sees the locked rows as the writer it waited
+# for left them, but everything else (the lots, the activity) as it was when the statement
+# began; so it also reads the state row as it was then: ``current`` says whether that was
+# the same version. When it was not, another writer committed in between, and the caller
+# reads again (``load``), under the lock it now holds. Every ledger writer updates the state
+# row, so an unchanged state row means unchanged lots and activity.
+_seen_state = _states.alias("seen_state")
+_LOCKED_MEMBER_STATE_LOTS_ACTIVITY = FastStatement(
+    select(
+        _members.c.id,
+        _members.c.member_id,
+        _members.c.enrolled_at,
+        _members.c.birthday_month_day,
+        *_STATE_COLUMNS,
+        _open_lots_json(),
+        _activity_json(),
+        (
+            literal_column("member_states.xmin")
+            == select(literal_column("seen_state.xmin"))
+            .where(
+                (_seen_state.c.tenant_id == _states.c.tenant_id)
+                & (_seen_state.c.member_pk == _states.c.member_pk)
+            )
+            .scalar_subquery()
+        ).label("current"),
+    )
+    .select_from(
+        _members.join(
+            _states,
+            (_states.c.tenant_id == _members.c.tenant_id) & (_states.c.member_pk == _members.c.id),
+        )
+    )
+    .where(
+        _members.c.tenant_id == bindparam("tenant_id"),
+        _members.c.member_id == bindparam("member_id"),
+    )
+    .with_for_update(of=[_members, _states])
 )
 
 
@@ -246,19 +295,58 @@ def load(
             program, enrolled_at=member.enrolled_at, birthday=member.birthday_month_day
         )
         return Loaded(member.id, state, is_new=True, notice_days=notice_days)
-    state = state_from_row(row, enrolled_at=member.enrolled_at, birthday=member.birthday_month_day)
     if at_once:
-        state.lots = _lots_from_json(row.open_lots)
-        state.activity = _activity_from_json(row.activity)
-    else:
-        state.lots = [lot_from_row(lot) for lot in _OPEN_LOTS.rows(connection, keys)]
-        state.lots.sort(key=lambda lot: lot.seq)
-        horizon = activity_horizon(program, min(now, state.as_of or now))
-        if horizon is not None:
-            activity = _ACTIVITY.rows(connection, {**keys, "horizon": horizon})
-            state.activity = [rules.Activity(at, g, s, o) for at, g, s, o in activity]
+        return _loaded_from_json(member, row, notice_days)
+    state = state_from_row(row, enrolled_at=member.enrolled_at, birthday=member.birthday_month_day)
+    state.lots = [lot_from_row(lot) for lot in _OPEN_LOTS.rows(connection, keys)]
+    state.lots.sort(key=lambda lot: lot.seq)
+    horizon = activity_horizon(program, min(now, state.as_of or now))
+    if horizon is not None:
+        activity = _ACTIVITY.rows(connection, {**keys, "horizon": horizon})
+        state.activity = [rules.Activity(at, g, s, o) for at, g, s, o in activity]
+    return _loaded(member.id, state, notice_days)
+
+
+def lock_and_load(
+    session: Session, *, tenant_id: int, member_id: str, program: ProgramDefinition, now: datetime
+) -> tuple[LedgerMember, Loaded] | None:
+    """On PostgreSQL, the member by its number, locked, and what the rules need of it, in
+    one statement. None (the caller locks and loads as before): another database, or a member
+    unknown or without a ledger event yet."""
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return None
+    row = _LOCKED_MEMBER_STATE_LOTS_ACTIVITY.first(
+        connection,
+        {
+            "tenant_id": tenant_id,
+            "member_id": member_id,
+            "now": now,
+            "horizon_days": _horizon_days(program),
+        },
+    )
+    if row is None:
+        return None
+    member = LedgerMember(*row[:4])
+    notice_days = program.points.expiring_notice_days
+    if not row.current:  # another writer committed while this one waited for the lock
+        return member, load(
+            session, tenant_id=tenant_id, member=member, program=program, now=now, lock=False
+        )
+    return member, _loaded_from_json(member, row, notice_days)
+
+
+def _loaded_from_json(member: Member | LedgerMember, row: Any, notice_days: int) -> Loaded:
+    """A state row read with its lots and activity as JSON text."""
+    state = state_from_row(row, enrolled_at=member.enrolled_at, birthday=member.birthday_month_day)
+    state.lots = _lots_from_json(row.open_lots)
+    state.activity = _activity_from_json(row.activity)
+    return _loaded(member.id, state, notice_days)
+
+
+def _loaded(member_pk: int, state: rules.MemberState, notice_days: int) -> Loaded:
     return Loaded(
-        member.id,
+        member_pk,
         state,
         is_new=False,
         lots_before={lot.seq: (lot.remaining, lot.released, lot.noticed) for lot in state.lots},
