@@ -87,6 +87,9 @@ def create_app(
         docs_url=None,
         redoc_url=None,
         openapi_url=f"{API_PREFIX}/openapi.json",
+        # MemberLab sets up no OpenTelemetry; left on, FastAPI looks for a configured
+        # tracer, meter and logger provider on every request (environment lookups included)
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.memberlab = state
 
