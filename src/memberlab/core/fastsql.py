@@ -1,6 +1,6 @@
 """Hot statements run straight on the driver's cursor, compiled once per dialect.
 
-A purchase runs about fourteen statements. Through ``Connection.execute`` each costs some
+A purchase runs about ten statements. Through ``Connection.execute`` each costs some
 80–110 µs of SQLAlchemy's own work on this machine (cache key, compiled-cache lookup,
 execution context, parameter construction, result wrapping) on top of the 35 µs the driver
 needs: a third of the server's CPU per purchase. ``FastStatement`` keeps what is worth
