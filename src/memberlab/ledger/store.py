@@ -163,29 +163,37 @@ def _activity_from_json(text: str | None) -> list[rules.Activity]:
     ]
 
 
-# The member and its state row in one round trip, for readers that take no lock. A writer
-# must not read the state this way: on PostgreSQL a SELECT that waits for a row lock sees
-# the locked row's newest version but the joined rows as they were when it started.
 _STATE_COLUMNS = [c for c in _states.c if c.name != "tenant_id"]
-_MEMBER_AND_STATE = FastStatement(
-    select(
-        _members.c.id,
-        _members.c.member_id,
-        _members.c.enrolled_at,
-        _members.c.birthday_month_day,
-        *_STATE_COLUMNS,
-    )
-    .select_from(
-        _members.outerjoin(
-            _states,
-            (_states.c.tenant_id == _members.c.tenant_id) & (_states.c.member_pk == _members.c.id),
+
+
+def _member_and_state(*more: Any, without_state: bool) -> Any:
+    """The member by number (``LedgerMember``'s columns first) with its state row and
+    ``more``; ``without_state``: also a member that has no state row yet."""
+    on = (_states.c.tenant_id == _members.c.tenant_id) & (_states.c.member_pk == _members.c.id)
+    return (
+        select(
+            _members.c.id,
+            _members.c.member_id,
+            _members.c.enrolled_at,
+            _members.c.birthday_month_day,
+            *_STATE_COLUMNS,
+            *more,
+        )
+        .select_from(
+            _members.outerjoin(_states, on) if without_state else _members.join(_states, on)
+        )
+        .where(
+            _members.c.tenant_id == bindparam("tenant_id"),
+            _members.c.member_id == bindparam("member_id"),
         )
     )
-    .where(
-        _members.c.tenant_id == bindparam("tenant_id"),
-        _members.c.member_id == bindparam("member_id"),
-    )
-)
+
+
+# The member and its state row in one round trip, for readers that take no lock. A writer
+# must not read the state this way: on PostgreSQL a SELECT that waits for a row lock sees
+# the locked row's newest version but the joined rows as they were when it started (the
+# statement below locks both rows and checks what it read).
+_MEMBER_AND_STATE = FastStatement(_member_and_state(without_state=True))
 
 
 # PostgreSQL, a writer's first read of a member it knows by number: the member locked, with
@@ -199,12 +207,7 @@ _MEMBER_AND_STATE = FastStatement(
 # row, so an unchanged state row means unchanged lots and activity.
 _seen_state = _states.alias("seen_state")
 _LOCKED_MEMBER_STATE_LOTS_ACTIVITY = FastStatement(
-    select(
-        _members.c.id,
-        _members.c.member_id,
-        _members.c.enrolled_at,
-        _members.c.birthday_month_day,
-        *_STATE_COLUMNS,
+    _member_and_state(
         _open_lots_json(),
         _activity_json(),
         (
@@ -216,18 +219,8 @@ _LOCKED_MEMBER_STATE_LOTS_ACTIVITY = FastStatement(
             )
             .scalar_subquery()
         ).label("current"),
-    )
-    .select_from(
-        _members.join(
-            _states,
-            (_states.c.tenant_id == _members.c.tenant_id) & (_states.c.member_pk == _members.c.id),
-        )
-    )
-    .where(
-        _members.c.tenant_id == bindparam("tenant_id"),
-        _members.c.member_id == bindparam("member_id"),
-    )
-    .with_for_update(of=[_members, _states])
+        without_state=False,
+    ).with_for_update(of=[_members, _states])
 )
 
 
