@@ -255,7 +255,8 @@ def finished(session: Session) -> Iterator[Session]:
     either way (for a session opened elsewhere, e.g. on another thread)."""
     try:
         yield session
-        session.commit()
+        if session.in_transaction():  # not already committed by the work (``replay_or_run``)
+            session.commit()
     except BaseException:
         session.rollback()
         raise
