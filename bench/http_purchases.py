@@ -21,6 +21,7 @@ import asyncio
 import os
 import random
 import re
+import resource
 import shutil
 import socket
 import statistics
@@ -132,19 +133,22 @@ def _seconds(text: str) -> float:
 def run_wrk(
     url: str, *, seconds: int, connections: int, script: str | None, args: list[str]
 ) -> dict[str, float]:
-    """Requests/s, p50 and p99 (s) and non-2xx count of one wrk run."""
+    """Requests/s, p50 and p99 (s), non-2xx count and wrk's own CPU seconds of one run."""
     command = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "--timeout", "10s"]
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as handle:
         handle.write(script or "")
     if script:
         command += ["-s", handle.name]
     command += [url, "--", *args] if script else [url]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         output = subprocess.run(  # noqa: S603 - our own command line
             command, capture_output=True, text=True, check=True
         ).stdout
     finally:
         Path(handle.name).unlink()
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)  # wrk has exited: its CPU is in
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     p50 = _seconds(re.search(r"\s50%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
     p99 = _seconds(re.search(r"\s99%\s+(\S+)", output).group(1))  # type: ignore[union-attr]
@@ -152,7 +156,8 @@ def run_wrk(
     errors = re.search(r"Socket errors:.*", output)
     if bad or errors:
         print(output, file=sys.stderr)
-    return {"rate": rate, "p50": p50, "p99": p99, "non_2xx": float(bad.group(1)) if bad else 0}
+    non_2xx = float(bad.group(1)) if bad else 0
+    return {"rate": rate, "p50": p50, "p99": p99, "non_2xx": non_2xx, "cpu": cpu}
 
 
 # --- httpx (fallback load generator, and the warm-up) -----------------------------------------
@@ -390,6 +395,14 @@ def main() -> None:
         f"CPU per purchase: server {server_cpu:.2f} ms, PostgreSQL {database_cpu:.2f} ms "
         f"(capacity of 2 cores at this cost: {2000 / (server_cpu + database_cpu):.0f}/s)"
     )
+    if client == "wrk":
+        # the load generator shares the cores: what it takes, the server cannot have
+        generator_cpu = purchases["cpu"] / served * ms
+        total = server_cpu + database_cpu + generator_cpu
+        print(
+            f"wrk's CPU per purchase: {generator_cpu:.2f} ms "
+            f"(capacity with it: {2000 / total:.0f}/s)"
+        )
     print(
         f"baseline GET /healthz: {baseline['rate']:.0f} req/s, p99 {baseline['p99'] * ms:.1f}"
         f" ms; ratio purchases/baseline = {purchases['rate'] / baseline['rate']:.3f}"
