@@ -204,6 +204,23 @@ def open_member(
     return work
 
 
+def open_member_by_number(
+    ctx: LedgerContext, member_id: str, at: datetime, program: ProgramDefinition | None = None
+) -> MemberWork:
+    """``open_member`` for a member known by its number: on PostgreSQL the lookup, the lock
+    and the load are one statement (``store.lock_and_load``)."""
+    if program is None:
+        _, program = program_at(ctx.session, at)
+    fused = store.lock_and_load(
+        ctx.session, tenant_id=ctx.tenant_id, member_id=member_id, program=program, now=ctx.now
+    )
+    if fused is None:  # SQLite, or a member new to the ledger
+        member = member_service.get_for_ledger(ctx.session, member_id, lock=True)
+        return open_member(ctx, member, at, program, locked=True)
+    member, loaded = fused
+    return open_member(ctx, member, at, program, loaded=loaded)
+
+
 def _check_time(field: str, at: datetime, now: datetime) -> datetime:
     if at.tzinfo is None:
         raise LedgerInputInvalid(errors=[FieldError(field, "ledger.v.naive_time")])
@@ -515,8 +532,8 @@ def _entry_view(entry: rules.Entry, balance: int) -> EntryView:
 def _single(
     ctx: LedgerContext, member_id: str, at: datetime, apply: Any, field: str = "points"
 ) -> EntryResult:
-    member = member_service.get(ctx.session, member_id)
-    work = open_member(ctx, member, at)
+    work = open_member_by_number(ctx, member_id, at)
+    member = work.member
     try:
         outcome = work.take(apply(work))
     except rules.RuleError as error:

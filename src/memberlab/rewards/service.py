@@ -115,8 +115,8 @@ def redeem(ctx: ledger.LedgerContext, member_id: str, body: RedemptionCreate, ke
 def _redeem(
     ctx: ledger.LedgerContext, member_id: str, body: RedemptionCreate, key: str
 ) -> RedemptionResult:
-    member = member_service.get(ctx.session, member_id)
-    work = ledger.open_member(ctx, member, ctx.now)  # locks the member first
+    work = ledger.open_member_by_number(ctx, member_id, ctx.now)  # locks the member first
+    member = work.member
     program = work.program
     reward = _reward(program, body.reward)
     today = rules.local(program, ctx.now).date()
