@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -29,6 +30,7 @@ from memberlab.core.errors import MemberLabError
 from memberlab.core.pii import PersonalDataVault
 from memberlab.datasets.demo import sample_program_text
 from memberlab.ledger import service
+from memberlab.ledger.jobs import run_jobs
 from memberlab.ledger.models import LedgerEntry, PointsLot, Posting
 from memberlab.ledger.models import MemberState as MemberStateRow
 from memberlab.ledger.schemas import AdjustmentCreate, LineIn, PurchaseCreate
@@ -377,6 +379,36 @@ def test_a_purchase_that_waited_for_another_writer_reads_what_that_writer_wrote(
     assert isinstance(second, dict), f"the purchase failed: {second!r}"
     assert second["balances"]["available"] == 1500  # the 30 earned are pending
     assert shop.balance("W-1") == shop.posted_balance("W-1") == 1000 + 500 + 30
+
+
+def test_a_jobs_run_leaves_its_members_to_live_writes_batch_by_batch(
+    committing: Database,
+) -> None:
+    shop = open_shop(committing)
+    shop.member("W-2", 1000)  # nothing due for long: moved on by the run's first UPDATE
+    shop.purchase("D-2", "due-1", "30.00")  # enrols D-2; its 30 points are released in 3 days
+    free: list[bool] = []
+
+    def after_batch(_members: int) -> None:
+        # what a live write of W-2 would lock first, from another connection, without waiting
+        with committing.engine.connect() as other:
+            locked = other.execute(
+                text(
+                    "SELECT s.member_pk FROM member_states s JOIN members m ON m.id = s.member_pk"
+                    " WHERE m.tenant_id = :tenant AND m.member_id = 'W-2' FOR UPDATE OF s NOWAIT"
+                ),
+                {"tenant": shop.tenant_id},
+            ).first()
+            free.append(locked is not None)
+            other.rollback()
+
+    with committing.session(tenant_id=shop.tenant_id) as session:
+        report = run_jobs(
+            shop.context(session), as_of=FIXED_NOW + timedelta(days=4), progress=after_batch
+        )
+
+    assert report.released == 1  # D-2's points, in the one batch
+    assert free == [True]  # W-2 was not held until the run's end
 
 
 def wait_for_a_blocked_writer(database: Database, timeout: float = 30.0) -> None:

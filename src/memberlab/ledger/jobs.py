@@ -8,6 +8,11 @@ Only members with something due by ``as_of`` (``member_states.next_due_at``) are
 the others move to ``as_of`` in one UPDATE, exactly what ``rules.advance`` does for a
 member with nothing due. An hourly run over a million members thus touches only the few
 whose points are released or expire, whose birthday or review falls, in that hour.
+
+A run commits after that UPDATE and after each batch of members, not once at its end:
+every member it writes stays locked until the commit, and a live purchase of one of them
+waits for it. Each member's advance is whole in its batch, and a run stopped half-way is
+finished by the next (the members it reached are no longer due).
 """
 
 from __future__ import annotations
@@ -48,6 +53,7 @@ def run_jobs(
         .values(as_of=as_of)
         .execution_options(synchronize_session=False)
     )
+    ctx.session.commit()
     last_pk = 0
     while True:
         members = list(
@@ -87,6 +93,7 @@ def run_jobs(
                 report.reviews += 1
             report.tier_changes += sum(n.kind == "tier.changed" for n in work.notices)
             report.notices += len(work.notices)
+        ctx.session.commit()
         last_pk = members[-1].id
         if progress:
             progress(len(members))
