@@ -8,6 +8,7 @@ all in the caller's transaction. Writes are idempotent (``idempotency.replay_or_
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -205,17 +206,27 @@ def open_member(
 
 
 def open_member_by_number(
-    ctx: LedgerContext, member_id: str, at: datetime, program: ProgramDefinition | None = None
+    ctx: LedgerContext,
+    member_id: str,
+    at: datetime,
+    program: ProgramDefinition | None = None,
+    *,
+    find: Callable[[], Member | LedgerMember] | None = None,
 ) -> MemberWork:
     """``open_member`` for a member known by its number: on PostgreSQL the lookup, the lock
-    and the load are one statement (``store.lock_and_load``)."""
+    and the load are one statement (``store.lock_and_load``). Where that cannot be (SQLite,
+    a member new to the ledger), ``find`` finds and locks it (default: an unknown member is
+    refused)."""
     if program is None:
         _, program = program_at(ctx.session, at)
     fused = store.lock_and_load(
         ctx.session, tenant_id=ctx.tenant_id, member_id=member_id, program=program, now=ctx.now
     )
-    if fused is None:  # SQLite, or a member new to the ledger
-        member = member_service.get_for_ledger(ctx.session, member_id, lock=True)
+    if fused is None:
+        if find is None:
+            member = member_service.get_for_ledger(ctx.session, member_id, lock=True)
+        else:
+            member = find()
         return open_member(ctx, member, at, program, locked=True)
     member, loaded = fused
     return open_member(ctx, member, at, program, loaded=loaded)
@@ -295,14 +306,15 @@ def _purchase(ctx: LedgerContext, body: PurchaseCreate) -> PurchaseResult:
     if errors:
         raise LedgerInputInvalid(errors=errors)
 
-    fused = store.lock_and_load(
-        ctx.session, tenant_id=ctx.tenant_id, member_id=body.member_id, program=program, now=ctx.now
-    )
-    if fused is None:  # SQLite, or a member new to the ledger
+    enrolled = False
+
+    def find_or_enrol() -> Member | LedgerMember:
+        nonlocal enrolled
         member, enrolled = _member_for_purchase(ctx, body, program, at)
-        loaded = None
-    else:
-        (member, loaded), enrolled = fused, False
+        return member
+
+    work = open_member_by_number(ctx, body.member_id, at, program, find=find_or_enrol)
+    member = work.member
     event = rules.Purchase(
         body.order_id,
         at,
@@ -314,7 +326,6 @@ def _purchase(ctx: LedgerContext, body: PurchaseCreate) -> PurchaseResult:
         body.points_used,
         body.coupon_code,
     )
-    work = open_member(ctx, member, at, program, locked=True, loaded=loaded)
     tier_before = work.state.tier
     try:
         outcome = work.take(rules.purchase(program, work.state, event))
