@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from sqlalchemy import (
@@ -30,7 +31,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from memberlab.core import bulkio
+from memberlab.core import bulkio, fastsql
 from memberlab.core.db import UtcDateTime
 from memberlab.core.fastsql import FastStatement
 
@@ -226,6 +227,60 @@ def test_sent_writes_are_committed_with_nothing_after_them(
         INSERT.send(committing, {"name": "tea", "at": NOON, "active": True, "detail": None})
     with engine.connect() as other, other.begin():
         assert BY_NAME.first(other, {"name": "tea"}) is not None
+
+
+def test_sent_writes_of_one_table_take_effect_in_the_order_sent(committing: Connection) -> None:
+    # on PostgreSQL sent writes are combined into few statements, whose parts cannot see
+    # each other's rows: an UPDATE never shares one with another write of its table
+    with committing.begin():
+        INSERT.send(committing, {"name": "tea", "at": NOON, "active": True, "detail": None})
+        RENAME.send(committing, {"old": "tea", "name": "green tea"})
+        INSERT.send(committing, {"name": "cake", "at": NOON, "active": True, "detail": None})
+        RENAME.send(committing, {"old": "cake", "name": "lemon cake"})
+        RENAME.send(committing, {"old": "green tea", "name": "jasmine tea"})
+    with committing.begin():
+        names = committing.execute(select(things.c.name).order_by(things.c.name)).scalars()
+        assert names.all() == ["jasmine tea", "lemon cake"]
+
+
+def test_many_sent_rows_all_arrive(committing: Connection) -> None:
+    # 40 rows of 4 values: more than one combined statement takes (50 parameters)
+    rows = [
+        {"name": f"tea {i}", "at": NOON + timedelta(minutes=i), "active": i % 2 == 0}
+        for i in range(40)
+    ]
+    with committing.begin():
+        INSERT.send_many(committing, [{**row, "detail": {"i": i}} for i, row in enumerate(rows)])
+    with committing.begin():
+        stored = committing.execute(select(things).order_by(things.c.at)).all()
+    assert [(r.name, r.at, r.active, r.detail) for r in stored] == [
+        (row["name"], row["at"], row["active"], {"i": i}) for i, row in enumerate(rows)
+    ]
+
+
+def test_sent_inserts_go_to_the_server_as_one_statement(
+    connection: Connection, backend: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if backend == "sqlite":
+        pytest.skip("SQLite has no queue: each sent statement runs at once")
+    statements: list[str] = []
+    call = fastsql._call
+
+    def counted(cursor: Any, sql: str, parameters: Any, many: bool) -> None:
+        statements.append(sql)
+        call(cursor, sql, parameters, many)
+
+    monkeypatch.setattr(fastsql, "_call", counted)
+    INSERT.send(connection, {"name": "tea", "at": NOON, "active": True, "detail": None})
+    INSERT.send(connection, {"name": "cake", "at": NOON, "active": False, "detail": [1]})
+    FastStatement(insert(with_default)).send(connection, {"name": "tea"})
+    assert BY_NAME.first(connection, {"name": "cake"}).detail == [1]
+
+    # the three writes as one statement, then the read whose answer was asked for
+    assert len(statements) == 2
+    assert statements[0].startswith("WITH ")
+    assert statements[0].count("INSERT INTO") == 3
+    assert connection.execute(select(with_default.c.name)).scalars().all() == ["tea"]
 
 
 def test_a_sent_statements_error_at_the_commit_rolls_back(
