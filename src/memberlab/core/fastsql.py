@@ -60,8 +60,8 @@ def _sharing(statement: ClauseElement) -> tuple[bool, str] | None:
     if isinstance(statement, Insert):
         if statement.select is not None or statement._post_values_clause is not None:
             return None
-        return True, table.name  # type: ignore[attr-defined]
-    return False, table.name  # type: ignore[attr-defined]
+        return True, table.fullname  # type: ignore[attr-defined]
+    return False, table.fullname  # type: ignore[attr-defined]
 
 
 class _Compiled:
