@@ -5,6 +5,7 @@ On PostgreSQL, with a real engine (the pipeline's sessions follow one another)."
 
 from __future__ import annotations
 
+import gc
 import subprocess
 import sys
 import time
@@ -112,6 +113,7 @@ def test_workers_give_the_ledger_of_one_chunk_at_a_time(engine: Engine, tmp_path
             progress=lambda done, total, out=seen: out.append((done, total)),
         )
         assert seen[-1] == (12, 12)
+        assert gc.isenabled()  # paused during the import, on again after
         reports.append((report.applied, report.skipped, report.rejected, report.rejects))
         ledgers.append(ledger(database, tenant_id))
         again = bulk.import_transactions(
@@ -155,6 +157,7 @@ def test_a_write_failing_midway_keeps_the_chunks_before_and_a_rerun_finishes(
         )
     members = {row[0] for row in ledger(database, stopped)["member_states"]}
     assert members == {"M0", "M1", "M10", "M11"}  # the first four chunks, in member order
+    assert gc.isenabled()  # paused during the import, on again after the error
 
     monkeypatch.setattr(bulk, "write_chunk", write)
     bulk.import_transactions(

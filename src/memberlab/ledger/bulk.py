@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session
 from memberlab.core.bulkio import insert_rows
 from memberlab.core.db import Database
 from memberlab.core.errors import FieldError, InvalidInput
+from memberlab.core.gcpause import collect_young, collector_paused
 from memberlab.ledger import store
 from memberlab.ledger.bulk_chunk import (
     ENTRY_COLUMNS,
@@ -359,32 +360,37 @@ def apply_events(
     if workers is None:
         workers = (os.cpu_count() or 1) if frame.height >= PARALLEL_MIN_ROWS else 0
     status = "done"
-    if all_or_nothing:
-        try:
-            with database.session(tenant_id=tenant_id) as session:
-                done = 0
-                for chunk, size in chunks:
+    # this process reads states and writes rows by the hundred thousand: the collector
+    # walks each chunk's objects once, after it, not the growing heap again and again
+    with collector_paused():
+        if all_or_nothing:
+            try:
+                with database.session(tenant_id=tenant_id) as session:
+                    done = 0
+                    for chunk, size in chunks:
+                        _apply_here(session, context, chunk, report)
+                        collect_young()
+                        done += size
+                        if progress:
+                            progress(done, total)
+                    if report.rejected:
+                        raise AllOrNothingRefused(report)
+            except AllOrNothingRefused:
+                status = "refused"
+                report.applied = report.members_enrolled = 0
+        elif workers <= 0:
+            done = 0
+            statistics = _StatisticsSchedule(database)
+            for chunk, size in chunks:
+                with database.session(tenant_id=tenant_id) as session:
                     _apply_here(session, context, chunk, report)
-                    done += size
-                    if progress:
-                        progress(done, total)
-                if report.rejected:
-                    raise AllOrNothingRefused(report)
-        except AllOrNothingRefused:
-            status = "refused"
-            report.applied = report.members_enrolled = 0
-    elif workers <= 0:
-        done = 0
-        statistics = _StatisticsSchedule(database)
-        for chunk, size in chunks:
-            with database.session(tenant_id=tenant_id) as session:
-                _apply_here(session, context, chunk, report)
-            statistics.after_chunk(report)
-            done += size
-            if progress:
-                progress(done, total)
-    else:
-        _apply_in_workers(database, context, chunks, report, workers, progress, total)
+                collect_young()
+                statistics.after_chunk(report)
+                done += size
+                if progress:
+                    progress(done, total)
+        else:
+            _apply_in_workers(database, context, chunks, report, workers, progress, total)
     if status == "done" and report.applied >= ANALYZE_MIN_APPLIED:
         refresh_statistics(database)
     with database.session(tenant_id=tenant_id) as session:
@@ -452,6 +458,7 @@ def _apply_in_workers(
             else:
                 write_chunk(session, tenant_id, result.rows)
                 _count(report, result)
+        collect_young()
         statistics.after_chunk(report)
         done += item.size
         if progress:

@@ -13,6 +13,7 @@ rendered as COPY text), which leaves the importer only the writing.
 
 from __future__ import annotations
 
+import gc
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -26,6 +27,7 @@ from typing import Any, NamedTuple
 import polars as pl
 
 from memberlab.core.bulkio import Adapter, CopyText, copy_text
+from memberlab.core.gcpause import collect_young, collector_paused
 from memberlab.ledger import store
 from memberlab.ledger.service import order_to_json
 from memberlab.programs import rules
@@ -260,7 +262,15 @@ RETURN_COLUMNS = (
 
 
 def compute_chunk(context: ChunkContext, chunk: ChunkInput) -> ChunkResult:
-    """Run the chunk's events through the rules, member by member, in time order."""
+    """Run the chunk's events through the rules, member by member, in time order.
+
+    With the cyclic garbage collector paused: the chunk keeps what it makes until it is
+    written, and the collector would walk it again and again (``core.gcpause``)."""
+    with collector_paused():
+        return _compute_chunk(context, chunk)
+
+
+def _compute_chunk(context: ChunkContext, chunk: ChunkInput) -> ChunkResult:
     program, tenant_id = context.program, context.tenant_id
     result = ChunkResult(ChunkRows())
     builder = _RowBuilder(Adapter(context.dialect), tenant_id, context.now, result.rows)
@@ -565,6 +575,9 @@ def start_worker(context: ChunkContext) -> None:
     pool down, and the workers would otherwise wait for work for ever."""
     global _worker_context
     _worker_context = context
+    # a worker only works chunks out: the collector stays paused, and each chunk collects
+    # what is left of the one before (``compute_in_worker``)
+    gc.disable()
     parent = multiprocessing.parent_process()
     if parent is not None:
         threading.Thread(target=_end_with, args=(parent.sentinel,), daemon=True).start()
@@ -577,4 +590,6 @@ def _end_with(sentinel: int) -> None:
 
 def compute_in_worker(chunk: ChunkInput) -> ChunkResult:
     assert _worker_context is not None, "start_worker was not called"
+    # the last chunk's objects were freed with it: this walks little more than the new input
+    collect_young()
     return compute_chunk(_worker_context, chunk)
