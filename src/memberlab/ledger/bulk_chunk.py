@@ -111,9 +111,10 @@ def group_events(
                 gross,
             )
             events.append((first[4], 0, purchase))
-        for return_id, rows in return_lines.items():
-            events.append((rows[0][4], 1, (return_id, rows)))
-        events.sort(key=lambda e: (e[0], e[1]))
+        if return_lines:  # purchases alone are in time order already (the frame's)
+            for return_id, rows in return_lines.items():
+                events.append((rows[0][4], 1, (return_id, rows)))
+            events.sort(key=lambda e: (e[0], e[1]))
         return MemberEvents(current or "", list(events))
 
     for row in _event_rows(frame):
