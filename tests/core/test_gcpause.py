@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import threading
 import weakref
 from collections.abc import Iterator
 
@@ -37,6 +38,26 @@ def test_the_collector_is_off_inside_and_on_again_after() -> None:
         with collector_paused():  # nested: the inner block leaves it off
             assert not gc.isenabled()
         assert not gc.isenabled()
+    assert gc.isenabled()
+
+
+def test_blocks_of_two_threads_leave_it_off_until_both_end() -> None:
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+
+    def first() -> None:
+        with collector_paused():
+            first_in.set()
+            second_in.wait(5)
+        first_out.set()
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    first_in.wait(5)
+    with collector_paused():
+        second_in.set()
+        first_out.wait(5)
+        assert not gc.isenabled()  # the first block ended, this one has not
+    thread.join(5)
     assert gc.isenabled()
 
 

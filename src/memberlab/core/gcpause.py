@@ -15,21 +15,34 @@ cycles the chunk did make are collected then, so memory stays bounded by a chunk
 from __future__ import annotations
 
 import gc
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+
+_lock = threading.Lock()
+_pauses = 0  # blocks inside ``collector_paused`` now, in any thread
+_enable_after = False  # whether the collector was on when the first of them began
 
 
 @contextmanager
 def collector_paused() -> Iterator[None]:
     """The cyclic garbage collector off inside the block (reference counting still frees
-    objects as usual); back to how it was after, even on an error. Nests."""
-    was_enabled = gc.isenabled()
-    gc.disable()
+    objects as usual), and back on after the last of the blocks open at once ends (imports
+    may run side by side in a server's threads) if it was on before the first; even on an
+    error."""
+    global _pauses, _enable_after
+    with _lock:
+        if _pauses == 0:
+            _enable_after = gc.isenabled()
+            gc.disable()
+        _pauses += 1
     try:
         yield
     finally:
-        if was_enabled:
-            gc.enable()
+        with _lock:
+            _pauses -= 1
+            if _pauses == 0 and _enable_after:
+                gc.enable()
 
 
 def collect_young() -> None:
