@@ -28,11 +28,13 @@ from memberlab.programs import service as program_service
 
 NOW = datetime(2026, 11, 25, tzinfo=UTC)
 TABLES = {
-    "ledger_entries": "seq, kind, at, reference, points, growth, spend, orders, detail::text",
+    "ledger_entries": (
+        "seq, kind, at, reference, points, growth, spend, orders, cast(detail as text)"
+    ),
     "postings": "entry_seq, leg, source, destination, amount, lot_seq, at",
     "points_lots": "seq, amount, remaining, released, noticed, expires_at, available_at",
     "member_states": "tier, available, pending, debt, lifetime_growth, as_of, next_seq",
-    "orders": "order_id, points_earned, growth_earned, entry_seq, record::text",
+    "orders": "order_id, points_earned, growth_earned, entry_seq, cast(record as text)",
     "order_returns": "return_id, order_id, entry_seq, points_reversed, growth_reversed",
 }
 
@@ -127,20 +129,40 @@ def test_workers_give_the_ledger_of_one_chunk_at_a_time(engine: Engine, tmp_path
     assert len(ledgers[0]["order_returns"]) == 2  # both returns across chunks applied
 
 
-def test_a_write_failing_midway_keeps_the_chunks_before_and_a_rerun_finishes(
-    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("backend", "commit_min_events", "commit_max_seconds", "committed"),
+    [
+        # SQLite, groups of 10 events or more: (M0, M1, M10) committed, (M11, fifth) not
+        ("sqlite", 10, 60.0, {"M0", "M1", "M10"}),
+        ("sqlite", 1, 60.0, {"M0", "M1", "M10", "M11"}),  # a commit per chunk
+        ("sqlite", 10**9, 0.0, {"M0", "M1", "M10", "M11"}),  # the same, by the time bound
+        ("postgresql", 10, 60.0, {"M0", "M1", "M10", "M11"}),  # always a commit per chunk
+    ],
+)
+def test_a_write_failing_midway_keeps_what_was_committed_and_a_rerun_finishes(
+    engine: Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    backend: str,
+    commit_min_events: int,
+    commit_max_seconds: float,
+    committed: set[str],
 ) -> None:
     """The fifth chunk's write fails (the server gone, say) while workers work out the next:
-    the error reaches the caller, the four chunks before are committed and nothing of the
-    fifth or later is, and the rerun gives the ledger of an import never stopped."""
+    the error reaches the caller, the chunks committed before are kept and nothing of the
+    failing transaction or later is, and the rerun gives the ledger of an import never
+    stopped. (Chunks in member order: M0, M1, M10, M11, M2, ...; 4 events each.)"""
     path = history_file(tmp_path)
+    if backend == "sqlite":
+        engine = create_db_engine(f"sqlite:///{tmp_path / 'midway.db'}")
+        migrate.upgrade(engine)
     database = Database(engine)
-    reference = tenant(database, "whole")
+    reference = tenant(database, f"whole-{commit_min_events}-{commit_max_seconds:.0f}")
     bulk.import_transactions(
         database, tenant_id=reference, path=path, now=NOW, chunk_members=1, workers=0
     )
 
-    stopped = tenant(database, "stopped")
+    stopped = tenant(database, f"stopped-{commit_min_events}-{commit_max_seconds:.0f}")
     write = bulk.write_chunk
     calls = []
 
@@ -151,12 +173,14 @@ def test_a_write_failing_midway_keeps_the_chunks_before_and_a_rerun_finishes(
         return write(*args, **kwargs)
 
     monkeypatch.setattr(bulk, "write_chunk", failing_write)
+    monkeypatch.setattr(bulk, "COMMIT_MIN_EVENTS", commit_min_events)
+    monkeypatch.setattr(bulk, "COMMIT_MAX_SECONDS", commit_max_seconds)
     with pytest.raises(ConnectionError):
         bulk.import_transactions(
             database, tenant_id=stopped, path=path, now=NOW, chunk_members=1, workers=2
         )
     members = {row[0] for row in ledger(database, stopped)["member_states"]}
-    assert members == {"M0", "M1", "M10", "M11"}  # the first four chunks, in member order
+    assert members == committed  # in member order
     assert gc.isenabled()  # paused during the import, on again after the error
 
     monkeypatch.setattr(bulk, "write_chunk", write)

@@ -4,13 +4,15 @@ The file is read with Polars, sorted by member and time, and cut into chunks of 
 members. For each chunk the states of its members are loaded in a few queries, every event
 runs through ``memberlab.programs.rules`` in memory (exactly as the live ledger would apply
 it; ``bulk_chunk``), and the results are written with multi-row inserts (COPY on
-PostgreSQL) in one transaction per chunk. Large files are worked out in worker processes,
+PostgreSQL), in a transaction per chunk on PostgreSQL; on SQLite, consecutive chunks share
+a transaction until it holds ``COMMIT_MIN_EVENTS`` events or has been open
+``COMMIT_MAX_SECONDS`` (``_CommitGroup``). Large files are worked out in worker processes,
 a chunk each, while this process reads the next chunks and writes the finished ones.
 
-Stopping at any point (even killing the process) loses at most the chunks in progress,
-which were never committed: a rerun skips the orders and returns already stored, so nothing
-is applied twice. (A chunk's new members may have been enrolled already: the rerun gives
-them their history as it would have.)
+Stopping at any point (even killing the process) loses at most the chunks not yet
+committed: a rerun skips the orders and returns already stored, so nothing is applied
+twice. (A chunk's new members may have been enrolled already: the rerun gives them their
+history as it would have.)
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import multiprocessing
 import os
+import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -72,6 +75,10 @@ CHUNK_MEMBERS = 2000
 PARALLEL_MIN_ROWS = 50_000
 # imports that apply this many events or more refresh the planner's statistics at the end
 ANALYZE_MIN_APPLIED = 5_000
+# on SQLite, chunks share a write transaction until it holds this many events or has been open
+# this long (``_CommitGroup``)
+COMMIT_MIN_EVENTS = 100_000
+COMMIT_MAX_SECONDS = 5.0
 
 # canonical column -> accepted headers (the importer of the data module maps many more)
 COLUMNS = {
@@ -381,14 +388,15 @@ def apply_events(
         elif workers <= 0:
             done = 0
             statistics = _StatisticsSchedule(database)
-            for chunk, size in chunks:
-                with database.session(tenant_id=tenant_id) as session:
-                    _apply_here(session, context, chunk, report)
-                collect_young()
-                statistics.after_chunk(report)
-                done += size
-                if progress:
-                    progress(done, total)
+            with _CommitGroup(database, tenant_id) as group:
+                for chunk, size in chunks:
+                    _apply_here(group.session, context, chunk, report)
+                    group.written(chunk.height)
+                    collect_young()
+                    statistics.after_chunk(report, group)
+                    done += size
+                    if progress:
+                        progress(done, total)
         else:
             _apply_in_workers(database, context, chunks, report, workers, progress, total)
     if status == "done" and report.applied >= ANALYZE_MIN_APPLIED:
@@ -410,6 +418,80 @@ def apply_events(
     if status == "refused":
         raise AllOrNothingRefused(report)
     return report
+
+
+class _CommitGroup:
+    """The import's write transaction. On SQLite it spans consecutive chunks, committed once
+    it holds ``min_events`` events or has been open ``max_seconds``; on PostgreSQL each
+    chunk commits.
+
+    An SQLite commit writes every page the transaction changed to the WAL. The indexes by
+    time (entries, postings, orders) take each chunk's rows all over their length, so a
+    chunk changes most of their pages, and committing chunk by chunk wrote them again and
+    again: 1,000,000 purchases, 2,000 members (20,000 purchases) a chunk, wrote up to 240 MB
+    per commit. A group writes those pages once. PostgreSQL logs each row as it goes and
+    writes pages back in the background, so grouping saves it nothing (measured) and would
+    only hold the members' row locks longer.
+
+    The price on SQLite: a stopped import redoes the whole group (the rerun skips what was
+    committed), and a live write waits for the group's commit, hence the time bound.
+    """
+
+    def __init__(
+        self,
+        database: Database,
+        tenant_id: int,
+        *,
+        min_events: int | None = None,
+        max_seconds: float | None = None,
+    ) -> None:
+        self.database, self.tenant_id = database, tenant_id
+        if min_events is None:
+            min_events = COMMIT_MIN_EVENTS if database.dialect == "sqlite" else 0
+        self.min_events = min_events
+        self.max_seconds = COMMIT_MAX_SECONDS if max_seconds is None else max_seconds
+        self._session: Session | None = None
+        self._opened_at = 0.0
+        self._events = 0
+
+    @property
+    def session(self) -> Session:
+        """The group's session, opened (with a new transaction) on first use."""
+        if self._session is None:
+            self._session = self.database.new_session(tenant_id=self.tenant_id)
+            self._opened_at = time.monotonic()
+        return self._session
+
+    def written(self, events: int) -> None:
+        """A chunk of ``events`` events was written: commit if the group is now full or old
+        enough."""
+        self._events += events
+        if (
+            self._events >= self.min_events
+            or time.monotonic() - self._opened_at >= self.max_seconds
+        ):
+            self.commit()
+
+    def commit(self) -> None:
+        self._end(commit=True)
+
+    def _end(self, *, commit: bool) -> None:
+        self._events = 0
+        if self._session is not None:
+            session, self._session = self._session, None
+            try:
+                if commit:
+                    session.commit()
+                else:
+                    session.rollback()
+            finally:
+                session.close()
+
+    def __enter__(self) -> _CommitGroup:
+        return self
+
+    def __exit__(self, error_type: type[BaseException] | None, *_: object) -> None:
+        self._end(commit=error_type is None)
 
 
 @dataclass
@@ -435,10 +517,11 @@ def _apply_in_workers(
 ) -> None:
     """Read chunk k + 1 and write chunk k here while worker processes work chunks out.
 
-    Each chunk is read in one short transaction (which also enrols its new members) and
-    written in another, in file order. Between the two, a live write could change one of
-    its members: the write transaction locks the chunk's members and compares their state
-    rows with what was read, and if any changed, works the chunk out again there and then.
+    Chunks are read (which also enrols their new members) and written, in file order, in
+    the transactions of a ``_CommitGroup``. Between reading a chunk and writing it, a live
+    write could change one of its members (on PostgreSQL; on SQLite the group's transaction
+    keeps them out): the write locks the chunk's members and compares their state rows with
+    what was read, and if any changed, works the chunk out again there and then.
     A chunk that stores or refers to an order or return of a chunk not yet written waits
     for that one, so every chunk reads what a one-at-a-time import would have read.
     """
@@ -451,16 +534,18 @@ def _apply_in_workers(
         nonlocal done
         item = pending.popleft()
         result = item.future.result()
-        with database.session(tenant_id=tenant_id) as session:
-            _lock_members(session, item.pks)
-            if _state_rows(session, tenant_id, item.pks) != item.snapshot:
-                _apply_here(session, context, item.chunk, report)  # read again, locked
-            else:
-                write_chunk(session, tenant_id, result.rows)
-                _count(report, result)
+        session = group.session
+        _lock_members(session, item.pks)
+        if _state_rows(session, tenant_id, item.pks) != item.snapshot:
+            _apply_here(session, context, item.chunk, report)  # read again, locked
+        else:
+            write_chunk(session, tenant_id, result.rows)
+            _count(report, result)
+        size, events = item.size, item.chunk.height
+        group.written(events)
         collect_young()
-        statistics.after_chunk(report)
-        done += item.size
+        statistics.after_chunk(report, group)
+        done += size
         if progress:
             progress(done, total)
 
@@ -471,21 +556,21 @@ def _apply_in_workers(
         initargs=(context,),
     )
     try:
-        for chunk, size in chunks:
-            keys = _ChunkKeys.of(chunk)
-            while any(keys.depends_on(item.keys) for item in pending):
-                write_oldest()
-            with database.session(tenant_id=tenant_id) as session:
+        with _CommitGroup(database, tenant_id) as group:
+            for chunk, size in chunks:
+                keys = _ChunkKeys.of(chunk)
+                while any(keys.depends_on(item.keys) for item in pending):
+                    write_oldest()
                 chunk_input, snapshot = _prepare(
-                    session, context, chunk, report, lock=False, keys=keys
+                    group.session, context, chunk, report, lock=False, keys=keys
                 )
-            future = pool.submit(compute_in_worker, chunk_input)
-            pks = sorted(info.pk for info in chunk_input.members.values())
-            pending.append(_Pending(chunk, size, keys, pks, snapshot, future))
-            while len(pending) > workers:
+                future = pool.submit(compute_in_worker, chunk_input)
+                pks = sorted(info.pk for info in chunk_input.members.values())
+                pending.append(_Pending(chunk, size, keys, pks, snapshot, future))
+                while len(pending) > workers:
+                    write_oldest()
+            while pending:
                 write_oldest()
-        while pending:
-            write_oldest()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -511,8 +596,9 @@ class _StatisticsSchedule:
     def __init__(self, database: Database) -> None:
         self.database, self.next_at = database, ANALYZE_MIN_APPLIED
 
-    def after_chunk(self, report: ImportReport) -> None:
+    def after_chunk(self, report: ImportReport, group: _CommitGroup) -> None:
         if report.applied >= self.next_at:
+            group.commit()  # what the statistics are to count, and on SQLite the write lock
             refresh_statistics(self.database)
             self.next_at = 4 * report.applied
 
