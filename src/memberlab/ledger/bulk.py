@@ -75,6 +75,10 @@ CHUNK_MEMBERS = 2000
 PARALLEL_MIN_ROWS = 50_000
 # imports that apply this many events or more refresh the planner's statistics at the end
 ANALYZE_MIN_APPLIED = 5_000
+# the importer collects young objects after this many chunks written with workers: each time,
+# it walks every young object still alive, such as the finished chunks' rows that arrived
+# meanwhile (about 55 ms for 20,000 purchases' rows), to find next to no garbage
+COLLECT_EVERY_CHUNKS = 8
 # on SQLite, chunks share a write transaction until it holds this many events or has been open
 # this long (``_CommitGroup``)
 COMMIT_MIN_EVENTS = 100_000
@@ -526,12 +530,12 @@ def _apply_in_workers(
     for that one, so every chunk reads what a one-at-a-time import would have read.
     """
     tenant_id = context.tenant_id
-    done = 0
+    done = written = 0
     pending: deque[_Pending] = deque()
     statistics = _StatisticsSchedule(database)
 
     def write_oldest() -> None:
-        nonlocal done
+        nonlocal done, written
         item = pending.popleft()
         result = item.future.result()
         session = group.session
@@ -542,8 +546,11 @@ def _apply_in_workers(
             write_chunk(session, tenant_id, result.rows)
             _count(report, result)
         size, events = item.size, item.chunk.height
+        del item, result  # the chunk's rows, freed before the collector walks what is young
         group.written(events)
-        collect_young()
+        written += 1
+        if written % COLLECT_EVERY_CHUNKS == 0:
+            collect_young()
         statistics.after_chunk(report, group)
         done += size
         if progress:
