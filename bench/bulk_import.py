@@ -9,12 +9,13 @@ no rules), so the ratio shows what the rules and the ledger cost on top of stori
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import time
 from datetime import UTC, datetime
 
 import polars as pl
-from common import OUT, postgres_schema, synthetic_history
+from common import OUT, cpu_seconds, postgres_schema, synthetic_history
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table
 
 from memberlab.core import migrate
@@ -73,12 +74,15 @@ def run(
     plain_rate = baseline(database, frame)
     started, cpu_started = time.perf_counter(), time.process_time()
     children_started = _children_cpu()
+    _, database_started = cpu_seconds(os.getpid())
     report = import_transactions(
         database, tenant_id=tenant_id, path=path, now=NOW, workers=workers, chunk_members=chunk
     )
     elapsed = time.perf_counter() - started
     # this process and its finished workers (not PostgreSQL's server)
     cpu = time.process_time() - cpu_started + _children_cpu() - children_started
+    # PostgreSQL's processes (every one on the machine: run nothing else meanwhile)
+    database_cpu = cpu_seconds(os.getpid())[1] - database_started
     with database.session(tenant_id=tenant_id) as session:
         books = liability(session, as_of=NOW)
     rate = report.applied / elapsed
@@ -90,6 +94,7 @@ def run(
         "workers": "auto" if workers is None else workers,
         "client_cpu_s": round(cpu, 1),
         "purchases_per_cpu_s": round(report.applied / cpu) if cpu else None,
+        **({"postgresql_cpu_s": round(database_cpu, 1)} if name == "postgresql" else {}),
         "plain_insert_rows_per_s": round(plain_rate),
         "ratio_to_plain": round(rate / plain_rate, 3),
         "books_balance": books.outstanding_points == books.member_balances,

@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from common import postgres_schema
+from common import cpu_seconds, postgres_schema
 
 from memberlab.core import migrate
 from memberlab.core.db import Database
@@ -76,39 +76,6 @@ request = function()
   return wrk.format("GET", path, {["Authorization"] = "Bearer " .. key})
 end
 """
-
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(root_pid: int) -> tuple[float, float]:
-    """CPU seconds used so far by the server (``root_pid`` and its descendants) and by every
-    PostgreSQL process: per-request CPU, which holds whatever else the machine is doing."""
-    stats: dict[int, tuple[int, str, float]] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            text = (entry / "stat").read_text()
-        except OSError:
-            continue
-        name = text[text.index("(") + 1 : text.rindex(")")]
-        fields = text[text.rindex(")") + 2 :].split()
-        used = (int(fields[11]) + int(fields[12])) / TICKS  # utime + stime
-        if name.startswith("postgres"):
-            # + cutime + cstime: the postmaster keeps the CPU of backends that have exited
-            # (a connection closed during the run), which would otherwise go missing
-            used += (int(fields[13]) + int(fields[14])) / TICKS
-        stats[int(entry.name)] = (int(fields[1]), name, used)
-    server = database = 0.0
-    for pid, (_parent, name, used) in stats.items():
-        ancestor = pid
-        while ancestor in stats and ancestor != root_pid:
-            ancestor = stats[ancestor][0]
-        if ancestor == root_pid:
-            server += used
-        elif name.startswith("postgres"):
-            database += used
-    return server, database
 
 
 def free_port() -> int:
