@@ -822,6 +822,9 @@ def aspect_summary(
     }
     if table.height == 0:
         return pl.DataFrame(schema=schema)
+    # rows in one order whatever order they came in: a mean sums in row order, and sums in
+    # another order can differ in the last bit
+    table = table.sort([c for c in ("aspect", "response_id", "clause") if c in table.columns])
     top_words = _keywords(table, keywords)
     stats = (
         table.group_by("aspect")
