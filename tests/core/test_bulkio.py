@@ -1,16 +1,38 @@
 """Bulk rows in the database's own terms: on SQLite, an instant as the very text that
 SQLAlchemy stores for a ``UtcDateTime`` column, so that rows written in bulk and rows written
-by the ORM sort and compare alike."""
+by the ORM sort and compare alike; on PostgreSQL, COPY text made by ``copy_text`` that
+stores what psycopg's own ``write_row`` stores."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
+import orjson
 import pytest
-from sqlalchemy import Column, Integer, MetaData, Table, create_engine, insert, select, text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    DateTime,
+    Engine,
+    Integer,
+    MetaData,
+    Numeric,
+    Table,
+    Text,
+    create_engine,
+    insert,
+    select,
+    text,
+)
+from sqlalchemy.orm import Session
 
-from memberlab.core.bulkio import Adapter
+from memberlab.core import bulkio
+from memberlab.core.bulkio import Adapter, CopyText, copy_text, insert_rows
 from memberlab.core.db import UtcDateTime
 
 MOMENTS = [
@@ -48,3 +70,87 @@ def test_an_instant_seen_again_is_the_same_text() -> None:
 def test_postgresql_takes_instants_as_they_are() -> None:
     moment = datetime(2026, 11, 25, tzinfo=UTC)
     assert Adapter("postgresql").dt(moment) is moment
+
+
+values = Table(
+    "bulkio_values",
+    MetaData(),
+    Column("row", Integer),
+    Column("label", Text),
+    Column("at", DateTime(timezone=True)),
+    Column("local", DateTime()),
+    Column("day", Date),
+    Column("flag", Boolean),
+    Column("amount", BigInteger),
+    Column("price", Numeric(12, 2)),
+    Column("detail", JSON),
+)
+TRICKY_ROWS = [
+    (
+        1,
+        "tab\there, new\nline, return\r, back\\slash, \\N",
+        datetime(2024, 5, 22, 4, 1, 55, tzinfo=UTC),
+        datetime(2024, 5, 22, 12, 1, 55),
+        date(2024, 5, 22),
+        True,
+        -(2**40),
+        Decimal("12.50"),
+        orjson.dumps({"quote": 'say "hi"', "path": "C:\\tea", "zh": "拿铁好喝"}).decode(),
+    ),
+    (
+        2,
+        "会员日\tonly a tab",
+        datetime(2026, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+        None,
+        None,
+        False,
+        0,
+        None,
+        None,
+    ),
+    (
+        3,
+        "",  # empty text, not NULL
+        datetime(2025, 3, 1, 8, 0, tzinfo=ZoneInfo("Asia/Shanghai")),
+        datetime(2025, 3, 1, 8, 0, 0, 5),
+        date(999, 1, 2),
+        None,
+        None,
+        Decimal("-0.01"),
+        "[]",
+    ),
+]
+
+
+def test_copy_text_stores_what_psycopgs_write_row_stores(engine: Engine, backend: str) -> None:
+    if backend == "sqlite":
+        pytest.skip("COPY is PostgreSQL's")
+    columns = [c.name for c in values.columns]
+    made = copy_text(TRICKY_ROWS)
+    assert isinstance(made, CopyText)
+    assert made.count == 3
+    stored = []
+    with engine.connect() as connection:
+        values.create(connection)
+        try:
+            insert_rows(Session(connection), values, columns, made)
+            by_copy_text = connection.execute(select(values).order_by(values.c.row)).all()
+            connection.execute(values.delete())
+            with bulkio._copy_into(connection, values, columns) as copy:
+                for row in TRICKY_ROWS:
+                    copy.write_row(row)
+            by_psycopg = connection.execute(select(values).order_by(values.c.row)).all()
+            stored = [by_copy_text, by_psycopg]
+        finally:
+            connection.rollback()
+    assert stored[0] == stored[1]
+    assert stored[0][0].label == TRICKY_ROWS[0][1]
+    assert stored[0][0].detail["path"] == "C:\\tea"
+    assert stored[0][2].at == datetime(2025, 3, 1, 0, 0, tzinfo=UTC)
+
+
+def test_an_instant_seen_again_is_the_same_copy_text() -> None:
+    moment = datetime(2026, 11, 25, tzinfo=UTC)
+    first = bulkio._copy_text(moment)
+    assert first == "2026-11-25 00:00:00.000000+00"
+    assert bulkio._copy_text(datetime(2026, 11, 25, tzinfo=UTC)) is first
