@@ -29,35 +29,41 @@ _SQLITE_DATETIME = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
 _UTC_INSTANT = _SQLITE_DATETIME + "+00"
 
 
+def _instant_text(value: datetime, pattern: str, known: dict[datetime, str]) -> str:
+    """A UTC instant as ``pattern`` (of year, month, ..., microsecond), remembered in
+    ``known``: many instants recur in bulk rows (the import's now, expiries, a posting's
+    entry's time), and an aware ``isoformat`` would spend as long on the offset as on the
+    rest."""
+    text = known.get(value)
+    if text is None:
+        text = pattern % (
+            value.year,
+            value.month,
+            value.day,
+            value.hour,
+            value.minute,
+            value.second,
+            value.microsecond,
+        )
+        if len(known) > 200_000:
+            known.clear()
+        known[value] = text
+    return text
+
+
 class Adapter:
     """Converts Python values to what the driver takes fastest for a given database."""
 
     def __init__(self, dialect: str) -> None:
         self.sqlite = dialect == "sqlite"
-        self._texts: dict[datetime, str] = {}  # SQLite: many moments recur (expiries, ...)
+        self._texts: dict[datetime, str] = {}
 
     def dt(self, value: datetime | None) -> Any:
         if value is None:
             return None
         if self.sqlite:  # the text SQLAlchemy's SQLite DateTime stores: naive UTC, with µs
             if value.tzinfo is UTC:
-                known = self._texts.get(value)
-                if known is None:
-                    # "YYYY-MM-DD HH:MM:SS.ffffff": isoformat's text without the offset, in
-                    # half its time (an aware isoformat spends as long on the offset)
-                    known = _SQLITE_DATETIME % (
-                        value.year,
-                        value.month,
-                        value.day,
-                        value.hour,
-                        value.minute,
-                        value.second,
-                        value.microsecond,
-                    )
-                    if len(self._texts) > 200_000:
-                        self._texts.clear()
-                    self._texts[value] = known
-                return known
+                return _instant_text(value, _SQLITE_DATETIME, self._texts)
             value = value.astimezone(UTC)
             return value.replace(tzinfo=None).isoformat(" ", "microseconds")
         return value
@@ -77,7 +83,7 @@ class _NotText(Exception):
     """A value ``_copy_text`` leaves to psycopg."""
 
 
-_copy_instants: dict[datetime, str] = {}  # many instants recur (the import's now, expiries)
+_copy_instants: dict[datetime, str] = {}
 
 
 def _copy_text(value: Any) -> str:
@@ -94,24 +100,9 @@ def _copy_text(value: Any) -> str:
     if value is None:
         return "\\N"
     if kind is datetime:
-        if value.tzinfo is not UTC:
-            return value.isoformat()
-        text = _copy_instants.get(value)
-        if text is None:
-            # an aware isoformat spends as long on the offset as on the rest
-            text = _UTC_INSTANT % (
-                value.year,
-                value.month,
-                value.day,
-                value.hour,
-                value.minute,
-                value.second,
-                value.microsecond,
-            )
-            if len(_copy_instants) > 200_000:
-                _copy_instants.clear()
-            _copy_instants[value] = text
-        return text
+        if value.tzinfo is UTC:
+            return _instant_text(value, _UTC_INSTANT, _copy_instants)
+        return value.isoformat()
     if kind is bool:
         return "t" if value else "f"
     if kind is date:
