@@ -534,7 +534,8 @@ class _RowBuilder:
         order_rows = []
         for member_pk, event, outcome in self.purchases:
             record = self.final_orders[event.order_id][1]
-            purchase_entry = next(e for e in outcome.entries if e.kind == "purchase")
+            purchase_entry = outcome.main
+            assert purchase_entry is not None  # a purchase's outcome has its entry
             order_rows.append(
                 (
                     tenant_id,
