@@ -429,6 +429,28 @@ def test_member_create_search_show_and_erase(cli: Cli, acme: int) -> None:
     assert cli.json("member", "search", "--tag", "vip") == []
 
 
+def test_member_show_and_liability_speak_the_language_asked(
+    cli: Cli, acme: int, tmp_path: Path
+) -> None:
+    cli.ok("program", "load", sample_file(tmp_path), "--activate")
+    cli.ok("member", "create", "--member-id", "M-001")
+
+    shown = cli.ok("member", "show", "M-001")  # zh-CN, the default
+    for label in ("会员号", "入会时间", "等级", "可用积分", "下一等级", "还差", "批次", "关联单号"):
+        assert label in shown
+    assert "青叶会员" in shown  # the next tier by its name, not its code
+    assert "green_leaf" not in shown
+    shown_en = cli.ok("--lang", "en", "member", "show", "M-001")
+    for label in ("Member", "Enrolled", "Tier", "Available", "Next tier", "To go", "Reference"):
+        assert label in shown_en
+    assert "Green Leaf" in shown_en
+    assert cli.json("member", "show", "M-001")["points"]["next_tier_name"] == "青叶会员"
+
+    assert "退货扣回" in cli.ok("liability")
+    liability_en = cli.ok("--lang", "en", "liability")
+    assert all(word in liability_en for word in ("Expires", "Issued", "Redeemed", "Adjusted"))
+
+
 def test_member_erase_asks_first(cli: Cli, acme: int) -> None:
     cli.ok("member", "create", "--member-id", "M-001", "--name", "张小明")
 

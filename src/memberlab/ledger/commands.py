@@ -19,6 +19,7 @@ from memberlab.core.cli_support import (
     unit_of_work,
 )
 from memberlab.core.errors import FieldError, InvalidInput
+from memberlab.core.i18n import t
 from memberlab.core.tenants import get_tenant
 from memberlab.engagement.jobs import run_jobs as run_engagement_jobs
 from memberlab.ledger.jobs import run_jobs
@@ -98,11 +99,14 @@ def liability_command(
         currency=report.currency,
     )
     print_table(
-        ["expires", "points", "value"],
+        [t(f"ledger.cli.column.{c}") for c in ("expires", "points", "value")],
         [[m.month, m.points, m.value] for m in report.by_expiry_month],
     )
     print_table(
-        ["month", "issued", "redeemed", "paid", "expired", "returned", "adjusted"],
+        [
+            t(f"ledger.cli.column.{c}")
+            for c in ("month", "issued", "redeemed", "paid", "expired", "returned", "adjusted")
+        ],
         [
             [f.month, f.issued, f.redeemed, f.paid_with_points, f.expired, f.returned, f.adjusted]
             for f in report.flows

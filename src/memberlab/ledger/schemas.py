@@ -129,6 +129,7 @@ class PointsView(BaseModel):
     growth_value: int = Field(description="Lifetime growth value.")
     qualifying: str = Field(description="The tier measure over its window now.")
     next_tier: str | None
+    next_tier_name: str | None = Field(description="The next tier's name, in the language asked.")
     to_next_tier: str | None
     balances: Balances
     points_value: Decimal = Field(description="Available points in money.")

@@ -656,6 +656,7 @@ def member_points(ctx: LedgerContext, member_id: str, *, entries: int = 50) -> P
         growth_value=state.lifetime_growth,
         qualifying=str(measure),
         next_tier=next_tier.code if next_tier else None,
+        next_tier_name=next_tier.name.get(_lang()) if next_tier else None,
         to_next_tier=str(next_tier.threshold - measure) if next_tier else None,
         balances=_balances(state),
         points_value=Decimal(

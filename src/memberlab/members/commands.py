@@ -36,6 +36,10 @@ def _member_ctx(unit) -> service.MemberContext:  # type: ignore[no-untyped-def]
     return service.MemberContext(vault=unit.state.vault, timezone=tenant.timezone)
 
 
+def _headers(*names: str) -> list[str]:
+    return [t(f"members.points.{name}") for name in names]
+
+
 def _print_members(members: list[Member]) -> None:
     if not members:
         say("members.cli.none")
@@ -134,12 +138,16 @@ def show(
             }
         )
         return
-    print_table(["", ""], [[k, v] for k, v in view.model_dump().items()], title=view.member_id)
+    print_table(
+        ["", ""],
+        [[t(f"members.field.{k}"), v] for k, v in view.model_dump().items()],
+        title=view.member_id,
+    )
     if points is None:
         return
     balances = points.balances
     print_table(
-        ["tier", "growth", "available", "pending", "debt", "next tier", "to go"],
+        _headers("tier", "growth", "available", "pending", "debt", "next_tier", "to_go"),
         [
             [
                 points.tier_name,
@@ -147,17 +155,17 @@ def show(
                 balances.available,
                 balances.pending,
                 balances.debt,
-                points.next_tier or "",
+                points.next_tier_name or "",
                 points.to_next_tier or "",
             ]
         ],
     )
     print_table(
-        ["lot", "source", "remaining", "expires"],
+        _headers("lot", "source", "remaining", "expires"),
         [[lot.seq, lot.source, lot.remaining, lot.expires_at or ""] for lot in points.lots],
     )
     print_table(
-        ["#", "kind", "at", "points", "balance", "reference"],
+        _headers("seq", "kind", "at", "points", "balance", "reference"),
         [
             [e.seq, e.kind, e.at, e.points, e.balance, e.reference or ""]
             for e in points.last_entries[:20]
