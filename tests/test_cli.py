@@ -170,6 +170,21 @@ def test_tenant_create_and_list(cli: Cli, acme: int) -> None:
     assert [(t["id"], t["slug"], t["name_zh"], t["timezone"]) for t in listed] == [
         (acme, "acme", "艾克米", "Asia/Shanghai")
     ]
+    table = cli.ok("tenant", "list")
+    assert all(word in table for word in ("租户", "时区", "币种", "艾克米"))
+    assert "Time zone" in cli.ok("--lang", "en", "tenant", "list")
+
+
+def test_key_and_program_lists_have_headers_in_both_languages(
+    cli: Cli, acme: int, tmp_path: Path
+) -> None:
+    cli.ok("key", "create", "--role", "analyst", "--name", "报表")
+    cli.ok("program", "load", sample_file(tmp_path))
+
+    assert all(word in cli.ok("key", "list") for word in ("角色", "前缀", "报表"))
+    assert all(word in cli.ok("--lang", "en", "key", "list") for word in ("Role", "Prefix"))
+    assert all(word in cli.ok("program", "list") for word in ("会员计划", "版本", "teahouse"))
+    assert all(word in cli.ok("--lang", "en", "program", "list") for word in ("Program", "Version"))
 
 
 def test_tenant_create_says_what_it_did(cli: Cli) -> None:

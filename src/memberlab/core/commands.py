@@ -72,7 +72,10 @@ def tenant_list(as_json: bool = JsonOption) -> None:
         print_json(views)
         return
     print_table(
-        ["id", "slug", "中文", "English", "tz", "currency"],
+        [
+            t(f"core.cli.column.{c}")
+            for c in ("id", "slug", "name_zh", "name_en", "timezone", "currency")
+        ],
         [[v.id, v.slug, v.name_zh, v.name_en, v.timezone, v.currency] for v in views],
     )
 
@@ -159,6 +162,6 @@ def key_list(
         print_json(views)
         return
     print_table(
-        ["id", "role", "name", "prefix", "created", "revoked"],
+        [t(f"core.cli.column.{c}") for c in ("id", "role", "name", "prefix", "created", "revoked")],
         [[v.id, v.role, v.name, v.prefix + "…", v.created_at, v.revoked_at or ""] for v in views],
     )

@@ -179,7 +179,10 @@ def list_cmd(tenant: str | None = TenantOption, as_json: bool = JsonOption) -> N
         print_json(views)
         return
     print_table(
-        ["id", "code", "version", "sha256", "created", "by"],
+        [
+            t(f"programs.cli.column.{c}")
+            for c in ("id", "code", "version", "sha256", "created", "by")
+        ],
         [[v.id, v.code, v.version, v.sha256[:12], v.created_at, v.created_by] for v in views],
     )
 
