@@ -149,8 +149,12 @@ def test_copy_text_stores_what_psycopgs_write_row_stores(engine: Engine, backend
     assert stored[0][2].at == datetime(2025, 3, 1, 0, 0, tzinfo=UTC)
 
 
-def test_an_instant_seen_again_is_the_same_copy_text() -> None:
-    moment = datetime(2026, 11, 25, tzinfo=UTC)
-    first = bulkio._copy_text(moment)
-    assert first == "2026-11-25 00:00:00.000000+00"
-    assert bulkio._copy_text(datetime(2026, 11, 25, tzinfo=UTC)) is first
+def test_an_instant_seen_again_is_the_same_copy_text_while_the_caller_keeps_it() -> None:
+    instants: dict[datetime, str] = {}
+    rows = [(datetime(2026, 11, 25, tzinfo=UTC), 1), (datetime(2026, 11, 25, tzinfo=UTC), 2)]
+    made = copy_text(rows, instants)
+    assert isinstance(made, CopyText)
+    assert made.text == "2026-11-25 00:00:00.000000+00\t1\n2026-11-25 00:00:00.000000+00\t2\n"
+    assert list(instants.values()) == ["2026-11-25 00:00:00.000000+00"]
+    copy_text([(datetime(2027, 1, 1, tzinfo=UTC),)])  # without a dict: nothing kept
+    assert len(instants) == 1

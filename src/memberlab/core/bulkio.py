@@ -83,11 +83,9 @@ class _NotText(Exception):
     """A value ``_copy_text`` leaves to psycopg."""
 
 
-_copy_instants: dict[datetime, str] = {}
-
-
-def _copy_text(value: Any) -> str:
-    """One value in PostgreSQL's COPY text format, meaning what ``Copy.write_row`` would."""
+def _copy_text(value: Any, instants: dict[datetime, str]) -> str:
+    """One value in PostgreSQL's COPY text format, meaning what ``Copy.write_row`` would;
+    ``instants`` remembers the text of UTC instants met before."""
     kind = type(value)
     if kind is int:
         return str(value)
@@ -101,7 +99,7 @@ def _copy_text(value: Any) -> str:
         return "\\N"
     if kind is datetime:
         if value.tzinfo is UTC:
-            return _instant_text(value, _UTC_INSTANT, _copy_instants)
+            return _instant_text(value, _UTC_INSTANT, instants)
         return value.isoformat()
     if kind is bool:
         return "t" if value else "f"
@@ -121,16 +119,22 @@ class CopyText:
     count: int
 
 
-def _copy_line(row: Sequence[Any]) -> str:
-    return "\t".join([_copy_text(value) for value in row]) + "\n"
+def _copy_line(row: Sequence[Any], instants: dict[datetime, str]) -> str:
+    return "\t".join([_copy_text(value, instants) for value in row]) + "\n"
 
 
-def copy_text(rows: list[Sequence[Any]] | CopyText) -> list[Sequence[Any]] | CopyText:
-    """``rows`` as ``CopyText``, or as they are if a value needs psycopg's own adaptation."""
+def copy_text(
+    rows: list[Sequence[Any]] | CopyText, instants: dict[datetime, str] | None = None
+) -> list[Sequence[Any]] | CopyText:
+    """``rows`` as ``CopyText``, or as they are if a value needs psycopg's own adaptation.
+
+    ``instants``: texts of UTC instants to share between calls (a chunk's tables: an entry's
+    time is its postings' too); it lives as long as the caller keeps it."""
     if isinstance(rows, CopyText):
         return rows
+    instants = {} if instants is None else instants
     try:
-        lines = [_copy_line(row) for row in rows]
+        lines = [_copy_line(row, instants) for row in rows]
     except _NotText:
         return rows
     return CopyText("".join(lines), len(rows))
@@ -179,9 +183,10 @@ def insert_rows(
             # COPY's text format, written here: psycopg's write_row costs several times more
             # (a row with a value of another type still goes through write_row)
             buffer: list[str] = []
+            instants: dict[datetime, str] = {}
             for row in rows:
                 try:
-                    buffer.append(_copy_line(row))
+                    buffer.append(_copy_line(row, instants))
                 except _NotText:
                     if buffer:
                         copy.write("".join(buffer))

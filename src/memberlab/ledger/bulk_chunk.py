@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any, NamedTuple
 
 import polars as pl
@@ -563,7 +564,8 @@ class _RowBuilder:
             if order_id in self.final_orders
         ]
         # PostgreSQL: as COPY text, made here rather than by the process that writes
-        ready = (lambda r: r) if self.adapt.sqlite else copy_text
+        instants: dict[datetime, str] = {}  # the chunk's UTC instants, as COPY text
+        ready = (lambda r: r) if self.adapt.sqlite else partial(copy_text, instants=instants)
         rows.entries, rows.postings = ready(self.entries), ready(self.postings)
         rows.lots, rows.new_states = ready(self.lots), ready(self.new_states)
         rows.orders, rows.returns = ready(order_rows), ready(self.returns)
