@@ -8,6 +8,7 @@ from __future__ import annotations
 import gc
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -244,6 +245,52 @@ def test_a_live_write_between_reading_and_writing_a_chunk_is_not_lost(
     )
     assert adjusted
     assert ledger(database, racing) == ledger(database, reference)
+
+
+def test_a_live_write_on_sqlite_gets_in_while_an_import_waits_for_its_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite keeps no queue of waiting writers. The import has read (and holds the write
+    lock for) the first chunks while its worker processes are still starting: it commits
+    before waiting for them, so a live write made then is in before the first chunk is
+    written, not after the import."""
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'live.db'}")
+    migrate.upgrade(engine)
+    database = Database(engine)
+    tenant_id = tenant(database, "live")
+    bulk.import_transactions(database, tenant_id=tenant_id, path=history_file(tmp_path), now=NOW)
+    order: list[str] = []
+    first_read = threading.Event()
+    prepare, write = bulk._prepare, bulk.write_chunk
+
+    def prepare_and_tell(*args, **kwargs):
+        read = prepare(*args, **kwargs)
+        first_read.set()
+        return read
+
+    def write_and_tell(*args, **kwargs):
+        write(*args, **kwargs)
+        order.append("chunk")
+
+    monkeypatch.setattr(bulk, "_prepare", prepare_and_tell)
+    monkeypatch.setattr(bulk, "write_chunk", write_and_tell)
+    importer = threading.Thread(
+        target=bulk.import_transactions,
+        args=(database,),
+        kwargs={
+            "tenant_id": tenant_id, "path": later_file(tmp_path), "now": NOW,
+            "chunk_members": 1, "workers": 2,
+        },
+    )  # fmt: skip
+    importer.start()
+    assert first_read.wait(60)
+    adjust_live(database, tenant_id, "M3")
+    order.append("live")
+    importer.join(60)
+    assert not importer.is_alive()
+    assert order.count("chunk") == 12
+    assert order[0] == "live"
+    engine.dispose()
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])

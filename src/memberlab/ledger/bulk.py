@@ -83,6 +83,10 @@ COLLECT_EVERY_CHUNKS = 8
 # this long (``_CommitGroup``)
 COMMIT_MIN_EVENTS = 100_000
 COMMIT_MAX_SECONDS = 5.0
+# after each commit on SQLite the importer leaves the write lock free this long: SQLite keeps
+# no queue of waiting writers, whose busy handlers poll every 100 ms at most, so a live
+# write gets in only if the lock is free when it polls
+COMMIT_PAUSE_SECONDS = 0.12
 
 # canonical column -> accepted headers (the importer of the data module maps many more)
 COLUMNS = {
@@ -438,7 +442,8 @@ class _CommitGroup:
     only hold the members' row locks longer.
 
     The price on SQLite: a stopped import redoes the whole group (the rerun skips what was
-    committed), and a live write waits for the group's commit, hence the time bound.
+    committed), and a live write waits for the group's commit, hence the time bound and the
+    pause after each commit (``COMMIT_PAUSE_SECONDS``), in which it gets the lock.
     """
 
     def __init__(
@@ -454,6 +459,7 @@ class _CommitGroup:
             min_events = COMMIT_MIN_EVENTS if database.dialect == "sqlite" else 0
         self.min_events = min_events
         self.max_seconds = COMMIT_MAX_SECONDS if max_seconds is None else max_seconds
+        self.pause = COMMIT_PAUSE_SECONDS if database.dialect == "sqlite" else 0.0
         self._session: Session | None = None
         self._opened_at = 0.0
         self._events = 0
@@ -490,6 +496,8 @@ class _CommitGroup:
                     session.rollback()
             finally:
                 session.close()
+            if commit and self.pause:
+                time.sleep(self.pause)
 
     def __enter__(self) -> _CommitGroup:
         return self
@@ -537,6 +545,8 @@ def _apply_in_workers(
     def write_oldest() -> None:
         nonlocal done, written
         item = pending.popleft()
+        if not item.future.done():
+            group.commit()  # not waiting with the write lock (SQLite) or row locks held
         result = item.future.result()
         session = group.session
         _lock_members(session, item.pks)
