@@ -446,20 +446,12 @@ class _CommitGroup:
     pause after each commit (``COMMIT_PAUSE_SECONDS``), in which it gets the lock.
     """
 
-    def __init__(
-        self,
-        database: Database,
-        tenant_id: int,
-        *,
-        min_events: int | None = None,
-        max_seconds: float | None = None,
-    ) -> None:
+    def __init__(self, database: Database, tenant_id: int) -> None:
         self.database, self.tenant_id = database, tenant_id
-        if min_events is None:
-            min_events = COMMIT_MIN_EVENTS if database.dialect == "sqlite" else 0
-        self.min_events = min_events
-        self.max_seconds = COMMIT_MAX_SECONDS if max_seconds is None else max_seconds
-        self.pause = COMMIT_PAUSE_SECONDS if database.dialect == "sqlite" else 0.0
+        sqlite = database.dialect == "sqlite"
+        self.min_events = COMMIT_MIN_EVENTS if sqlite else 0
+        self.max_seconds = COMMIT_MAX_SECONDS
+        self.pause = COMMIT_PAUSE_SECONDS if sqlite else 0.0
         self._session: Session | None = None
         self._opened_at = 0.0
         self._events = 0
@@ -483,9 +475,12 @@ class _CommitGroup:
             self.commit()
 
     def commit(self) -> None:
-        self._end(commit=True)
+        """Commit what the group holds; on SQLite, then leave the write lock free a moment."""
+        if self._end(commit=True) and self.pause:
+            time.sleep(self.pause)
 
-    def _end(self, *, commit: bool) -> None:
+    def _end(self, *, commit: bool) -> bool:
+        """End the group's transaction; whether there was one."""
         self._events = 0
         if self._session is not None:
             session, self._session = self._session, None
@@ -496,14 +491,14 @@ class _CommitGroup:
                     session.rollback()
             finally:
                 session.close()
-            if commit and self.pause:
-                time.sleep(self.pause)
+            return True
+        return False
 
     def __enter__(self) -> _CommitGroup:
         return self
 
     def __exit__(self, error_type: type[BaseException] | None, *_: object) -> None:
-        self._end(commit=error_type is None)
+        self._end(commit=error_type is None)  # the import's end: no pause
 
 
 @dataclass
@@ -530,10 +525,10 @@ def _apply_in_workers(
     """Read chunk k + 1 and write chunk k here while worker processes work chunks out.
 
     Chunks are read (which also enrols their new members) and written, in file order, in
-    the transactions of a ``_CommitGroup``. Between reading a chunk and writing it, a live
-    write could change one of its members (on PostgreSQL; on SQLite the group's transaction
-    keeps them out): the write locks the chunk's members and compares their state rows with
-    what was read, and if any changed, works the chunk out again there and then.
+    the transactions of a ``_CommitGroup``, which commits before waiting for a worker.
+    Between reading a chunk and writing it, a live write could change one of its members:
+    the write locks the chunk's members and compares their state rows with what was read,
+    and if any changed, works the chunk out again there and then.
     A chunk that stores or refers to an order or return of a chunk not yet written waits
     for that one, so every chunk reads what a one-at-a-time import would have read.
     """
