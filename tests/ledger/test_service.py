@@ -143,6 +143,28 @@ def points_of(client: TestClient, tenant: TenantWithKeys, member_id: str) -> dic
     return response.json()
 
 
+def test_the_next_tier_is_above_the_one_held_even_when_the_window_has_fallen_below_it(
+    client: TestClient, tea: TenantWithKeys
+) -> None:
+    """Teahouse: Green Leaf from 800 growth over 12 rolling months, kept at the anniversary
+    review from 600. N1 (enrolled 2024-12-01) reaches 810 on 2025-11-30 (505 + 305: spend
+    plus 5 an order) and keeps the tier at the 2025-12-01 review. On 2026-11-25 only what
+    came after 2025-11-25 counts: 305, below Green Leaf's 800, and the next tier is Golden
+    Bud (2,500), 2,195 to go, not the Green Leaf N1 already holds."""
+    enrol(client, tea, "N1", "2024-12-01T10:00:00+08:00")
+    created(post(client, tea, "/purchases", purchase("N1", "N1-a", "2025-01-10T10:00:00+08:00",
+                                                     ("tea-1", "tea", "500.00"))))  # fmt: skip
+    created(post(client, tea, "/purchases", purchase("N1", "N1-b", "2025-11-30T10:00:00+08:00",
+                                                     ("tea-1", "tea", "300.00"))))  # fmt: skip
+    view = points_of(client, tea, "N1")
+    assert (view["tier"], view["qualifying"]) == ("green_leaf", "305")
+    assert (view["next_tier"], view["next_tier_name"], view["to_next_tier"]) == (
+        "golden_bud",
+        "Golden Bud",
+        "2195",
+    )
+
+
 # --- purchases ---------------------------------------------------------------------------------
 
 

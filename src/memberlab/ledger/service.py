@@ -644,9 +644,13 @@ def member_points(ctx: LedgerContext, member_id: str, *, entries: int = 50) -> P
     if loaded.is_new:
         rules.enrol(program, state, member.enrolled_at, member.member_id)
     rules.advance(program, state, max(ctx.now, state.as_of or ctx.now))  # a view: not saved
-    tier = program.tiers[next((i for i, t in enumerate(program.tiers) if t.code == state.tier), 0)]
+    current = next((i for i, t in enumerate(program.tiers) if t.code == state.tier), 0)
+    tier = program.tiers[current]
     measure = rules.qualifying_measure(program, state, ctx.now)
-    upper = [t for t in program.tiers if not t.invitation_only and t.threshold > measure]
+    # above the tier held: a member kept at a tier until its review may measure below it
+    upper = [
+        t for t in program.tiers[current + 1 :] if not t.invitation_only and t.threshold > measure
+    ]
     next_tier = upper[0] if upper else None
     return PointsView(
         member_id=member.member_id,
