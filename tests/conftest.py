@@ -54,8 +54,8 @@ def engine(
 
 
 @contextmanager
-def postgres_engine_in_new_schema() -> Iterator[Engine]:
-    """A migrated PostgreSQL engine in a schema of its own, dropped afterwards."""
+def postgres_engine_in_new_schema(revision: str = "head") -> Iterator[Engine]:
+    """A PostgreSQL engine migrated to ``revision`` in a schema of its own, dropped afterwards."""
     schema = f"ml_test_{secrets.token_hex(4)}"
     admin = create_db_engine(POSTGRES_URL)
     try:
@@ -70,7 +70,7 @@ def postgres_engine_in_new_schema() -> Iterator[Engine]:
         )
     engine = create_db_engine(POSTGRES_URL, connect_args={"options": f"-c search_path={schema}"})
     try:
-        migrate.upgrade(engine)
+        migrate.upgrade(engine, revision)
         yield engine
     finally:
         engine.dispose()

@@ -26,6 +26,7 @@ from memberlab.core.app_state import AppState
 from memberlab.core.db import Database, TenantScopeError, create_db_engine
 from memberlab.core.models import Tenant
 from memberlab.core.settings import Settings
+from memberlab.ledger.models import LedgerEntry
 from memberlab.members.models import Member, MemberTag
 from memberlab.models import Base
 from memberlab.programs.models import ProgramVersion
@@ -295,6 +296,18 @@ def test_foreign_keys_are_enforced(database: Database, two: TwoTenants) -> None:
 
     with pytest.raises(IntegrityError):
         save(database, two.a, dangling)
+
+
+def test_a_ledger_row_cannot_name_another_tenants_member(
+    database: Database, two: TwoTenants
+) -> None:
+    """The member's key includes the tenant: A's session, stamped with A, cannot post to B-1."""
+    entry = LedgerEntry(
+        member_pk=two.b_member, seq=1, kind="adjustment", at=NOW, recorded_at=NOW, detail={}
+    )
+
+    with pytest.raises(IntegrityError), database.session(tenant_id=two.a) as session:
+        session.add(entry)
 
 
 def test_a_savepoint_rolls_back_on_its_own(database: Database, two: TwoTenants) -> None:

@@ -31,6 +31,14 @@ def upgrade(bind: Engine | Connection, revision: str = "head") -> str:
         return current_revision(connection) or ""
 
 
+def downgrade(connection: Connection, revision: str) -> str:
+    """Take the schema back to ``revision`` (for a release rolled back); returns where it is."""
+    config = alembic_config()
+    config.attributes["connection"] = connection
+    command.downgrade(config, revision)
+    return current_revision(connection) or ""
+
+
 def current_revision(connection: Connection) -> str | None:
     return MigrationContext.configure(connection).get_current_revision()
 

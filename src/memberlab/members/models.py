@@ -14,6 +14,8 @@ from memberlab.core.db import Base, BigId, TenantScoped, UtcDateTime
 class Member(TenantScoped, Base):
     __tablename__ = "members"
     __table_args__ = (
+        # what a member's ledger rows reference (``ledger.models.MemberOwned``)
+        Index("ix_members_tenant_id_id", "tenant_id", "id", unique=True),
         UniqueConstraint("tenant_id", "member_id"),
         UniqueConstraint("tenant_id", "external_id"),
         UniqueConstraint("tenant_id", "mobile_index"),
