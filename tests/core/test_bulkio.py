@@ -158,3 +158,43 @@ def test_an_instant_seen_again_is_the_same_copy_text_while_the_caller_keeps_it()
     assert list(instants.values()) == ["2026-11-25 00:00:00.000000+00"]
     copy_text([(datetime(2027, 1, 1, tzinfo=UTC),)])  # without a dict: nothing kept
     assert len(instants) == 1
+
+
+# --- among: IN with one parameter ----------------------------------------------------------------
+
+CODES = ["O-1", "O'2", 'O"3', "订单-4", "O\\5", "O 6", "O-1"]  # quotes, Chinese, a duplicate
+
+
+@pytest.mark.parametrize(
+    ("wanted", "found"),
+    [
+        (CODES, {"O-1", "O'2", 'O"3', "订单-4", "O\\5", "O 6"}),
+        (["O-1", "missing"], {"O-1"}),
+        ([], set()),
+    ],
+)
+def test_among_selects_the_rows_whose_value_is_listed(
+    engine: Engine, wanted: list[str], found: set[str]
+) -> None:
+    table = Table(
+        "among_codes",
+        MetaData(),
+        Column("id", Integer, primary_key=True),
+        Column("code", Text),
+    )
+    with engine.connect() as connection:
+        table.create(connection)
+        try:
+            stored = sorted(set(CODES) | {"O-7"})
+            connection.execute(insert(table), [{"id": i, "code": c} for i, c in enumerate(stored)])
+            dialect = connection.dialect.name
+            query = select(table.c.code).where(bulkio.among(table.c.code, wanted, dialect))
+            by_code = set(connection.scalars(query))
+            ids = [i for i, c in enumerate(stored) if c in found]
+            query = select(table.c.code).where(bulkio.among(table.c.id, ids, dialect))
+            by_id = set(connection.scalars(query))
+        finally:
+            connection.rollback()
+
+    assert by_code == found
+    assert by_id == found

@@ -16,8 +16,9 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import orjson
-from sqlalchemy import Connection, Table
+from sqlalchemy import ARRAY, Connection, String, Table, any_, bindparam, func, select
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import ColumnElement
 
 from memberlab.core import fastsql
 
@@ -77,6 +78,22 @@ class Adapter:
 
 _COPY_BATCH = 5000
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+def among(column: ColumnElement[Any], values: Sequence[Any], dialect: str) -> ColumnElement[bool]:
+    """``column IN values``, with the values sent as one parameter rather than one each.
+
+    Each parameter of an ``IN`` list costs the driver and the server's parser: for a bulk
+    chunk's 20,000 order ids, 370-490 ms on PostgreSQL and 60 ms on SQLite, against 50 ms
+    as one array (``= ANY``) and 10 ms as one JSON text (``json_each``).
+    """
+    if dialect == "postgresql":
+        return column == any_(bindparam(None, list(values), type_=ARRAY(column.type)))
+    if dialect == "sqlite":
+        text = orjson.dumps(list(values)).decode()
+        each = func.json_each(bindparam(None, text, type_=String())).table_valued("value")
+        return column.in_(select(each.c.value))
+    return column.in_(values)
 
 
 class _NotText(Exception):

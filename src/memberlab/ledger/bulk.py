@@ -35,7 +35,7 @@ import polars as pl
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from memberlab.core.bulkio import insert_rows
+from memberlab.core.bulkio import among, insert_rows
 from memberlab.core.db import Database
 from memberlab.core.errors import FieldError, InvalidInput
 from memberlab.core.gcpause import collect_young, collector_paused
@@ -649,11 +649,15 @@ _entries = LedgerEntry.__table__
 _orders = Order.__table__
 
 
+def _dialect(session: Session) -> str:
+    return session.get_bind().dialect.name
+
+
 def _known(session: Session, tenant_id: int, chunk: pl.DataFrame) -> dict[str, MemberInfo]:
     ids = chunk["member_id"].unique(maintain_order=True).to_list()
     query = select(
         _members.c.id, _members.c.member_id, _members.c.enrolled_at, _members.c.birthday_month_day
-    ).where(_members.c.tenant_id == tenant_id, _members.c.member_id.in_(ids))
+    ).where(_members.c.tenant_id == tenant_id, among(_members.c.member_id, ids, _dialect(session)))
     return {
         member_id: MemberInfo(pk, enrolled_at, birthday)
         for pk, member_id, enrolled_at, birthday in session.connection().execute(query)
@@ -663,10 +667,10 @@ def _known(session: Session, tenant_id: int, chunk: pl.DataFrame) -> dict[str, M
 def _lock_members(session: Session, pks: list[int]) -> None:
     """PostgreSQL: lock the members' rows, as the live ledger does (SQLite's BEGIN IMMEDIATE
     already holds the database)."""
-    if pks and session.get_bind().dialect.name == "postgresql":
+    if pks and _dialect(session) == "postgresql":
         session.connection().execute(
             select(_members.c.id)
-            .where(_members.c.id.in_(pks))
+            .where(among(_members.c.id, pks, "postgresql"))
             .order_by(_members.c.id)
             .with_for_update()
         )
@@ -675,7 +679,9 @@ def _lock_members(session: Session, pks: list[int]) -> None:
 def _state_rows(session: Session, tenant_id: int, pks: list[int]) -> dict[int, tuple]:
     if not pks:
         return {}
-    query = select(_states).where(_states.c.tenant_id == tenant_id, _states.c.member_pk.in_(pks))
+    query = select(_states).where(
+        _states.c.tenant_id == tenant_id, among(_states.c.member_pk, pks, _dialect(session))
+    )
     return {row.member_pk: tuple(row) for row in session.connection().execute(query)}
 
 
@@ -734,13 +740,14 @@ def _prepare(
     pks = sorted(info.pk for info in known.values())
     if lock:
         _lock_members(session, pks)
-    connection = session.connection()
+    connection, dialect = session.connection(), _dialect(session)
     seen_orders: set[str] = set()
     if keys.orders:
         seen_orders = set(
             connection.scalars(
                 select(_orders.c.order_id).where(
-                    _orders.c.tenant_id == tenant_id, _orders.c.order_id.in_(keys.orders)
+                    _orders.c.tenant_id == tenant_id,
+                    among(_orders.c.order_id, keys.orders, dialect),
                 )
             )
         )
@@ -750,14 +757,15 @@ def _prepare(
         seen_returns = set(
             connection.scalars(
                 select(returns.c.return_id).where(
-                    returns.c.tenant_id == tenant_id, returns.c.return_id.in_(keys.returns)
+                    returns.c.tenant_id == tenant_id,
+                    among(returns.c.return_id, keys.returns, dialect),
                 )
             )
         )
     stored_orders: dict[str, rules.OrderRecord] = {}
     if keys.referenced:
         query = select(_orders.c.order_id, _orders.c.record).where(
-            _orders.c.tenant_id == tenant_id, _orders.c.order_id.in_(keys.referenced)
+            _orders.c.tenant_id == tenant_id, among(_orders.c.order_id, keys.referenced, dialect)
         )
         stored_orders = {
             order_id: order_from_json(record) for order_id, record in connection.execute(query)
@@ -790,7 +798,7 @@ def _load_states(
     if with_state:
         query = select(_lots).where(
             _lots.c.tenant_id == tenant_id,
-            _lots.c.member_pk.in_(with_state),
+            among(_lots.c.member_pk, with_state, _dialect(session)),
             (_lots.c.remaining > 0) | (_lots.c.released.is_(False)),
         )
         for lot in connection.execute(query):
@@ -807,7 +815,7 @@ def _load_states(
                 )
                 .where(
                     _entries.c.tenant_id == tenant_id,
-                    _entries.c.member_pk.in_(with_state),
+                    among(_entries.c.member_pk, with_state, _dialect(session)),
                     _entries.c.at >= horizon,
                     (_entries.c.growth != 0) | (_entries.c.spend != 0) | (_entries.c.orders != 0),
                 )
