@@ -3,16 +3,28 @@ in the terms the live ledger uses."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import orjson
 import polars as pl
+import pytest
 
-from memberlab.core.bulkio import Adapter
-from memberlab.ledger.bulk_chunk import EVENT_COLUMNS, group_events
+from memberlab.core.bulkio import Adapter, CopyText, copy_text
+from memberlab.datasets.demo import SAMPLE_PROGRAMS, sample_program_text
+from memberlab.ledger import bulk_chunk, store
+from memberlab.ledger.bulk_chunk import (
+    EVENT_COLUMNS,
+    ChunkContext,
+    ChunkInput,
+    ChunkRows,
+    MemberInfo,
+    compute_chunk,
+    group_events,
+)
 from memberlab.ledger.service import order_from_json, order_to_json
 from memberlab.programs import rules
+from memberlab.programs.validation import parse_program_text
 
 
 def frame(times: list[datetime], zone: str | None) -> pl.DataFrame:
@@ -70,3 +82,81 @@ def test_an_orders_record_is_written_as_the_live_ledger_writes_it() -> None:
     written = Adapter("sqlite").js(record)
     assert written == orjson.dumps(order_to_json(record)).decode()
     assert order_from_json(orjson.loads(written)) == record
+
+
+@pytest.mark.parametrize("program_name", SAMPLE_PROGRAMS)
+def test_the_copy_lines_of_a_chunk_are_what_copy_text_writes(
+    program_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The four tables a purchase fills have COPY lines written for their columns' types;
+    ``copy_text`` (checked against psycopg in tests/core/test_bulkio.py) writes the same."""
+    program = parse_program_text(sample_program_text(program_name))
+    start = datetime(2025, 1, 5, 2, 0, tzinfo=UTC)
+    events = (
+        pl.DataFrame(
+            {
+                # ids with a tab and a backslash, a store and none
+                "member_id": ["M\t1", "M\t1", "M\t1", "M2", "M2"],
+                "kind": ["purchase"] * 5,
+                "order_id": ["O\\1", "O2", "O3", "O\t4", "O5"],
+                "return_id": [None] * 5,
+                "occurred_at": pl.Series(
+                    [start + timedelta(days=d) for d in (0, 3, 400, 1, 2)],
+                    dtype=pl.Datetime("us", "UTC"),
+                ),
+                "channel": ["app", "store", "app", "mini\\program", "app"],
+                "store": ["S-01", None, "上海\t一店", None, "S-02"],
+                "sku": ["tea", "cake", "tea", "tea", "mug"],
+                "category": ["tea", "bakery", "tea", "tea", "merch"],
+                "quantity": [1, 2, 1, 3, 1],
+                "amount_minor": [128_00, 45_50, 3_999_00, 60_00, 88_00],
+                "points_used": [0] * 5,
+            }
+        )
+        .sort("member_id", "occurred_at", "order_id")
+        .with_row_index("row")
+        .select("row", *EVENT_COLUMNS)
+    )
+    members = {
+        "M\t1": MemberInfo(1, start - timedelta(days=30), "03-02"),
+        "M2": MemberInfo(2, start, None),
+    }
+    notice_days = program.points.expiring_notice_days
+
+    def work_out() -> ChunkRows:
+        states = {
+            info.pk: store.Loaded(
+                info.pk,
+                rules.new_member_state(
+                    program, enrolled_at=info.enrolled_at, birthday=info.birthday
+                ),
+                is_new=True,
+                notice_days=notice_days,
+            )
+            for info in members.values()
+        }
+        context = ChunkContext(
+            tenant_id=7,
+            program=program,
+            now=datetime(2026, 11, 25, tzinfo=UTC),
+            advance_to=datetime(2026, 11, 25, tzinfo=UTC),
+            minor_per_point=rules.unit(program) / program.points_payment.points_per_unit,
+            dialect="postgresql",
+        )
+        chunk = ChunkInput(events, dict(members), states, set(), set(), {})
+        result = compute_chunk(context, chunk)
+        assert result.rejected == 0, result.rejects
+        return result.rows
+
+    written = work_out()
+    monkeypatch.setattr(
+        bulk_chunk, "_copy_lines", lambda rows, _line, instants: copy_text(rows, instants)
+    )
+    generic = work_out()
+
+    for table in ("entries", "postings", "lots", "orders"):
+        mine, theirs = getattr(written, table), getattr(generic, table)
+        assert isinstance(mine, CopyText)
+        assert isinstance(theirs, CopyText)
+        assert mine.count == theirs.count > 0
+        assert mine.text == theirs.text, table

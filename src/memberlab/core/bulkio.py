@@ -100,6 +100,22 @@ class _NotText(Exception):
     """A value ``_copy_text`` leaves to psycopg."""
 
 
+def copy_str(value: str) -> str:
+    """A text in COPY text format."""
+    # translate looks each character up (2 us for an order's 500-character record): most
+    # texts have nothing to escape, which four scans in C find out
+    if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
+        return value.translate(_COPY_ESCAPES)
+    return value
+
+
+def copy_instant(value: datetime, instants: dict[datetime, str]) -> str:
+    """An aware instant in COPY text format; ``instants`` remembers UTC instants' texts."""
+    if value.tzinfo is UTC:
+        return _instant_text(value, _UTC_INSTANT, instants)
+    return value.isoformat()
+
+
 def _copy_text(value: Any, instants: dict[datetime, str]) -> str:
     """One value in PostgreSQL's COPY text format, meaning what ``Copy.write_row`` would;
     ``instants`` remembers the text of UTC instants met before."""
@@ -107,17 +123,11 @@ def _copy_text(value: Any, instants: dict[datetime, str]) -> str:
     if kind is int:
         return str(value)
     if kind is str:
-        # translate looks each character up (2 us for an order's 500-character record):
-        # most texts have nothing to escape, which four scans in C find out
-        if "\\" in value or "\t" in value or "\n" in value or "\r" in value:
-            return value.translate(_COPY_ESCAPES)
-        return value
+        return copy_str(value)
     if value is None:
         return "\\N"
     if kind is datetime:
-        if value.tzinfo is UTC:
-            return _instant_text(value, _UTC_INSTANT, instants)
-        return value.isoformat()
+        return copy_instant(value, instants)
     if kind is bool:
         return "t" if value else "f"
     if kind is date:

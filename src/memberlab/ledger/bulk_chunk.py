@@ -22,12 +22,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from functools import partial
 from typing import Any, NamedTuple
 
 import polars as pl
 
-from memberlab.core.bulkio import Adapter, CopyText, copy_text
+from memberlab.core.bulkio import Adapter, CopyText, copy_instant, copy_str, copy_text
 from memberlab.core.gcpause import collect_young
 from memberlab.ledger import store
 from memberlab.ledger.service import order_to_json
@@ -265,6 +264,60 @@ RETURN_COLUMNS = (
     "growth_reversed",
     "amount_returned",
 )
+
+
+# COPY text lines (PostgreSQL) of the four tables a purchase fills, each knowing its columns'
+# types: ``copy_text`` looks at the type of each value (about 3.9 us a posting against 1.5).
+# tests/ledger/test_bulk_chunk.py checks that they write what ``copy_text`` writes.
+_NULL = "\\N"
+
+
+def _entry_line(row: tuple, instants: dict[datetime, str]) -> str:
+    tenant, member, seq, kind, at, recorded, reference, points, growth, spend, orders, detail = row
+    at, recorded = copy_instant(at, instants), copy_instant(recorded, instants)
+    reference = _NULL if reference is None else copy_str(reference)
+    return (
+        f"{tenant}\t{member}\t{seq}\t{copy_str(kind)}\t{at}\t{recorded}\t{reference}\t"
+        f"{points}\t{growth}\t{spend}\t{orders}\t{copy_str(detail)}\n"
+    )
+
+
+def _posting_line(row: tuple, instants: dict[datetime, str]) -> str:
+    tenant, member, seq, leg, source, destination, amount, lot, at = row
+    lot = _NULL if lot is None else lot
+    return (
+        f"{tenant}\t{member}\t{seq}\t{leg}\t{copy_str(source)}\t{copy_str(destination)}\t"
+        f"{amount}\t{lot}\t{copy_instant(at, instants)}\n"
+    )
+
+
+def _lot_line(row: tuple, instants: dict[datetime, str]) -> str:
+    tenant, member, seq, earned, available, expires, amount, remaining = row[:8]
+    source, released, reference, noticed = row[8:]
+    earned, available = copy_instant(earned, instants), copy_instant(available, instants)
+    expires = _NULL if expires is None else copy_instant(expires, instants)
+    reference = _NULL if reference is None else copy_str(reference)
+    released, noticed = "t" if released else "f", "t" if noticed else "f"
+    return (
+        f"{tenant}\t{member}\t{seq}\t{earned}\t{available}\t{expires}\t{amount}\t"
+        f"{remaining}\t{copy_str(source)}\t{released}\t{reference}\t{noticed}\n"
+    )
+
+
+def _order_line(row: tuple, instants: dict[datetime, str]) -> str:
+    tenant, order_id, member, at, channel, shop, paid, gross, discount = row[:9]
+    points_used, points, growth, coupon, entry_seq, record = row[9:]
+    shop = _NULL if shop is None else copy_str(shop)
+    coupon = _NULL if coupon is None else copy_str(coupon)
+    return (
+        f"{tenant}\t{copy_str(order_id)}\t{member}\t{copy_instant(at, instants)}\t"
+        f"{copy_str(channel)}\t{shop}\t{paid}\t{gross}\t{discount}\t{points_used}\t"
+        f"{points}\t{growth}\t{coupon}\t{entry_seq}\t{copy_str(record)}\n"
+    )
+
+
+def _copy_lines(rows: list[tuple], line: Any, instants: dict[datetime, str]) -> CopyText:
+    return CopyText("".join([line(row, instants) for row in rows]), len(rows))
 
 
 # --- working a chunk out ---------------------------------------------------------------------
@@ -564,12 +617,19 @@ class _RowBuilder:
             if order_id in self.final_orders
         ]
         # PostgreSQL: as COPY text, made here rather than by the process that writes
+        if self.adapt.sqlite:
+            rows.entries, rows.postings, rows.lots = self.entries, self.postings, self.lots
+            rows.orders, rows.new_states = order_rows, self.new_states
+            rows.returns, rows.tier_changes = self.returns, self.tier_changes
+            return
         instants: dict[datetime, str] = {}  # the chunk's UTC instants, as COPY text
-        ready = (lambda r: r) if self.adapt.sqlite else partial(copy_text, instants=instants)
-        rows.entries, rows.postings = ready(self.entries), ready(self.postings)
-        rows.lots, rows.new_states = ready(self.lots), ready(self.new_states)
-        rows.orders, rows.returns = ready(order_rows), ready(self.returns)
-        rows.tier_changes = ready(self.tier_changes)
+        rows.entries = _copy_lines(self.entries, _entry_line, instants)
+        rows.postings = _copy_lines(self.postings, _posting_line, instants)
+        rows.lots = _copy_lines(self.lots, _lot_line, instants)
+        rows.orders = _copy_lines(order_rows, _order_line, instants)
+        rows.new_states = copy_text(self.new_states, instants)
+        rows.returns = copy_text(self.returns, instants)
+        rows.tier_changes = copy_text(self.tier_changes, instants)
 
 
 # --- in a worker process ---------------------------------------------------------------------
