@@ -9,7 +9,15 @@ from hypothesis import strategies as st
 
 from memberlab.ledger.liability import LocalMonths
 
-ZONES = ["Asia/Shanghai", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe", "UTC"]
+ZONES = [
+    "Asia/Shanghai",
+    "America/New_York",
+    "Asia/Kolkata",
+    "Australia/Lord_Howe",  # clocks change by half an hour
+    "America/Havana",  # clocks changed at midnight (00:00 became 01:00 on 2012-04-01)
+    "America/Asuncion",  # the same on 2017-10-01
+    "UTC",
+]
 
 
 def test_a_month_starts_at_local_midnight() -> None:
@@ -32,6 +40,11 @@ def test_a_month_across_a_change_of_clocks() -> None:
     assert month_of(datetime(2026, 4, 1, 4, 0, tzinfo=UTC)) == "2026-04"
     assert month_of(datetime(2026, 3, 1, 4, 59, 59, tzinfo=UTC)) == "2026-02"
     assert month_of(datetime(2026, 3, 1, 5, 0, tzinfo=UTC)) == "2026-03"
+
+    # in Havana, 2012-04-01 00:00 did not exist (23:59:59 CST was followed by 01:00 CDT)
+    month_of = LocalMonths("America/Havana")
+    assert month_of(datetime(2012, 4, 1, 4, 59, 59, tzinfo=UTC)) == "2012-03"
+    assert month_of(datetime(2012, 4, 1, 5, 0, tzinfo=UTC)) == "2012-04"
 
 
 @settings(max_examples=300, deadline=None)

@@ -69,6 +69,21 @@ def _fill(engine: Engine) -> None:
             ),
             {"at": at},
         )
+        connection.execute(
+            text(
+                "INSERT INTO points_lots (tenant_id, member_pk, seq, earned_at, available_at,"
+                " expires_at, amount, remaining, source, released, reference, noticed)"
+                " VALUES (1, 10, 2, :at, :at, NULL, 120, 120, 'purchase', :yes, 'O-1', :no)"
+            ),
+            {"at": at, "yes": True, "no": False},
+        )
+        connection.execute(
+            text(
+                "INSERT INTO tier_changes (tenant_id, member_pk, at, from_tier, to_tier, reason)"
+                " VALUES (1, 10, :at, 'green', 'gold', 'upgrade')"
+            ),
+            {"at": at},
+        )
 
 
 def _rows(engine: Engine) -> list[tuple]:
@@ -79,7 +94,29 @@ def _rows(engine: Engine) -> list[tuple]:
         postings = connection.execute(
             text("SELECT tenant_id, member_pk, entry_seq, amount FROM postings")
         ).all()
-    return [tuple(row) for row in [*entries, *postings]]
+        lots = connection.execute(
+            text("SELECT tenant_id, member_pk, seq, remaining FROM points_lots")
+        ).all()
+        changes = connection.execute(
+            text("SELECT tenant_id, member_pk, id, 0 FROM tier_changes")
+        ).all()
+    return [tuple(row) for row in [*entries, *postings, *lots, *changes]]
+
+
+ROWS = [(1, 10, 1, 120), (1, 10, 1, 120), (1, 10, 2, 120), (1, 10, 1, 0)]
+LEDGER_TABLES = (
+    "member_states",
+    "ledger_entries",
+    "postings",
+    "points_lots",
+    "orders",
+    "order_returns",
+    "tier_changes",
+)
+
+
+def _primary_key(engine: Engine, table: str) -> list[str]:
+    return inspect(engine).get_pk_constraint(table)["constrained_columns"]
 
 
 def _member_keys(engine: Engine, table: str) -> list[tuple[list[str], str, list[str]]]:
@@ -94,11 +131,18 @@ def test_the_ledger_rows_reference_their_member_in_their_tenant_after_the_upgrad
 ) -> None:
     migrate.upgrade(engine_before)
 
-    assert _rows(engine_before) == [(1, 10, 1, 120), (1, 10, 1, 120)]
-    for table in ("ledger_entries", "postings", "points_lots", "orders", "member_states"):
+    assert _rows(engine_before) == ROWS
+    for table in LEDGER_TABLES:
         assert _member_keys(engine_before, table) == [
             (["tenant_id", "member_pk"], "members", ["tenant_id", "id"])
         ]
+    assert _primary_key(engine_before, "ledger_entries") == ["tenant_id", "member_pk", "seq"]
+    assert _primary_key(engine_before, "postings") == [
+        "tenant_id",
+        "member_pk",
+        "entry_seq",
+        "leg",
+    ]
     indexes = {index["name"] for index in inspect(engine_before).get_indexes("postings")}
     assert "ix_postings_tenant_at" not in indexes
     with pytest.raises(IntegrityError), engine_before.begin() as connection:
@@ -110,7 +154,7 @@ def test_the_ledger_rows_reference_their_member_in_their_tenant_after_the_upgrad
             ),
             {"at": NOW.isoformat() if engine_before.dialect.name == "sqlite" else NOW},
         )
-    assert _rows(engine_before) == [(1, 10, 1, 120), (1, 10, 1, 120)]
+    assert _rows(engine_before) == ROWS
 
 
 def test_the_downgrade_restores_the_two_keys_and_keeps_the_rows(engine_before: Engine) -> None:
@@ -119,10 +163,29 @@ def test_the_downgrade_restores_the_two_keys_and_keeps_the_rows(engine_before: E
     with engine_before.begin() as connection:
         migrate.downgrade(connection, BEFORE)
 
-    assert _rows(engine_before) == [(1, 10, 1, 120), (1, 10, 1, 120)]
-    assert _member_keys(engine_before, "ledger_entries") == [
+    assert _rows(engine_before) == ROWS
+    for table in LEDGER_TABLES:
+        assert _member_keys(engine_before, table) == [
+            (["member_pk"], "members", ["id"]),
+            (["tenant_id"], "tenants", ["id"]),
+        ]
+    assert _primary_key(engine_before, "postings") == ["member_pk", "entry_seq", "leg"]
+    indexes = {index["name"] for index in inspect(engine_before).get_indexes("postings")}
+    assert "ix_postings_tenant_at" in indexes
+
+
+def test_a_row_naming_another_tenants_member_stops_the_upgrade_by_name(
+    engine_before: Engine,
+) -> None:
+    with engine_before.begin() as connection:
+        connection.execute(text("UPDATE points_lots SET tenant_id = 2"))  # member 10 is 1's
+
+    with pytest.raises(RuntimeError, match="1 rows of points_lots name a member of another"):
+        migrate.upgrade(engine_before)
+
+    with engine_before.connect() as connection:
+        assert migrate.current_revision(connection) == BEFORE
+    assert _member_keys(engine_before, "points_lots") == [
         (["member_pk"], "members", ["id"]),
         (["tenant_id"], "tenants", ["id"]),
     ]
-    indexes = {index["name"] for index in inspect(engine_before).get_indexes("postings")}
-    assert "ix_postings_tenant_at" in indexes

@@ -17,6 +17,7 @@ from sqlalchemy import (
     ForeignKeyConstraint,
     Index,
     Integer,
+    PrimaryKeyConstraint,
     String,
     UniqueConstraint,
 )
@@ -85,8 +86,8 @@ class LedgerEntry(MemberOwned, Base):
 
     __tablename__ = "ledger_entries"
 
-    member_pk: Mapped[int] = mapped_column(BigId, primary_key=True)
-    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    member_pk: Mapped[int] = mapped_column(BigId)
+    seq: Mapped[int] = mapped_column(BigInteger)
     kind: Mapped[str] = mapped_column(String(24))
     at: Mapped[datetime] = mapped_column(UtcDateTime())
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime())
@@ -97,7 +98,8 @@ class LedgerEntry(MemberOwned, Base):
     orders: Mapped[int] = mapped_column(Integer, default=0)
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
-    __table_args__ = (_member_key(),)
+    # led by the tenant: what reads a tenant's whole ledger (analyses, exports) searches
+    __table_args__ = (PrimaryKeyConstraint("tenant_id", "member_pk", "seq"), _member_key())
 
 
 class Posting(MemberOwned, Base):
@@ -105,16 +107,20 @@ class Posting(MemberOwned, Base):
 
     __tablename__ = "postings"
 
-    member_pk: Mapped[int] = mapped_column(BigId, primary_key=True)
-    entry_seq: Mapped[int] = mapped_column(BigInteger, primary_key=True)
-    leg: Mapped[int] = mapped_column(Integer, primary_key=True)
+    member_pk: Mapped[int] = mapped_column(BigId)
+    entry_seq: Mapped[int] = mapped_column(BigInteger)
+    leg: Mapped[int] = mapped_column(Integer)
     source: Mapped[str] = mapped_column(String(24))
     destination: Mapped[str] = mapped_column(String(24))
     amount: Mapped[int] = mapped_column(BigInteger)
     lot_seq: Mapped[int | None] = mapped_column(BigInteger)
     at: Mapped[datetime] = mapped_column(UtcDateTime())
 
-    __table_args__ = (_member_key(),)
+    # led by the tenant: what reads a tenant's postings (the liability) searches
+    __table_args__ = (
+        PrimaryKeyConstraint("tenant_id", "member_pk", "entry_seq", "leg"),
+        _member_key(),
+    )
 
 
 class PointsLot(MemberOwned, Base):
