@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from conftest import BACKENDS, postgres_engine_in_new_schema
 from memberlab.core import migrate
 from memberlab.core.db import create_db_engine
+from memberlab.ledger.models import MemberOwned
 
 NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 BEFORE = "0009"
@@ -86,33 +87,25 @@ def _fill(engine: Engine) -> None:
         )
 
 
+# each table's key columns and one value, for the rows _fill wrote
+ROW_COLUMNS = {
+    "ledger_entries": "tenant_id, member_pk, seq, points",
+    "postings": "tenant_id, member_pk, entry_seq, amount",
+    "points_lots": "tenant_id, member_pk, seq, remaining",
+    "tier_changes": "tenant_id, member_pk, id, to_tier",
+}
+ROWS = [(1, 10, 1, 120), (1, 10, 1, 120), (1, 10, 2, 120), (1, 10, 1, "gold")]
+# every table whose rows belong to a member, as the models say
+LEDGER_TABLES = sorted(model.__tablename__ for model in MemberOwned.__subclasses__())
+
+
 def _rows(engine: Engine) -> list[tuple]:
     with engine.connect() as connection:
-        entries = connection.execute(
-            text("SELECT tenant_id, member_pk, seq, points FROM ledger_entries")
-        ).all()
-        postings = connection.execute(
-            text("SELECT tenant_id, member_pk, entry_seq, amount FROM postings")
-        ).all()
-        lots = connection.execute(
-            text("SELECT tenant_id, member_pk, seq, remaining FROM points_lots")
-        ).all()
-        changes = connection.execute(
-            text("SELECT tenant_id, member_pk, id, 0 FROM tier_changes")
-        ).all()
-    return [tuple(row) for row in [*entries, *postings, *lots, *changes]]
-
-
-ROWS = [(1, 10, 1, 120), (1, 10, 1, 120), (1, 10, 2, 120), (1, 10, 1, 0)]
-LEDGER_TABLES = (
-    "member_states",
-    "ledger_entries",
-    "postings",
-    "points_lots",
-    "orders",
-    "order_returns",
-    "tier_changes",
-)
+        return [
+            tuple(row)
+            for table, columns in ROW_COLUMNS.items()
+            for row in connection.execute(text(f"SELECT {columns} FROM {table}"))
+        ]
 
 
 def _primary_key(engine: Engine, table: str) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bisect import bisect_right, insort
 from collections import defaultdict
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -118,7 +118,7 @@ class LocalMonths:
     instant, which the liability would do for every posting."""
 
     def __init__(self, timezone: str) -> None:
-        self.zone = ZoneInfo(timezone)
+        self.timezone, self.zone = timezone, ZoneInfo(timezone)
         self.starts: list[datetime] = []  # sorted UTC starts of the months met
         self.months: dict[datetime, tuple[datetime, str]] = {}  # start -> (end, label)
 
@@ -134,11 +134,9 @@ class LocalMonths:
         local = moment.astimezone(self.zone)
         first = date(local.year, local.month, 1)
         following = date(local.year + local.month // 12, local.month % 12 + 1, 1)
-        start, end = self._midnight(first), self._midnight(following)
+        start = rules.midnight_in(self.timezone, first)
+        end = rules.midnight_in(self.timezone, following)
         label = f"{first.year:04d}-{first.month:02d}"
         self.months[start] = (end, label)
         insort(self.starts, start)
         return label
-
-    def _midnight(self, day: date) -> datetime:
-        return datetime.combine(day, datetime.min.time(), tzinfo=self.zone).astimezone(UTC)

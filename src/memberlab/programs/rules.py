@@ -351,11 +351,12 @@ def local(program: ProgramDefinition, moment: datetime) -> datetime:
 
 
 def local_midnight(program: ProgramDefinition, day: date) -> datetime:
-    return _midnight(program.timezone, day)
+    return midnight_in(program.timezone, day)
 
 
 @lru_cache(maxsize=65536)
-def _midnight(zone: str, day: date) -> datetime:
+def midnight_in(zone: str, day: date) -> datetime:
+    """The UTC instant at which ``day`` begins in ``zone``."""
     return datetime.combine(day, time(0), tzinfo=_zone(zone)).astimezone(UTC)
 
 
