@@ -956,6 +956,66 @@ def test_a_date_is_in_the_future_by_the_tenants_calendar_not_by_utc(
     assert summary.loaded == 1
 
 
+@pytest.mark.parametrize("language", ["en", "zh-CN"])
+def test_a_time_that_states_its_offset_is_the_instant_it_names(
+    tea: Tenant, files: Files, language: str
+) -> None:
+    """Online shops' APIs write ISO 8601 with an offset; Shanghai is UTC+8 (no summer time)."""
+    path = orders_file(
+        files,
+        ["A1", "O1", "2026-01-05T12:30:00+08:00", "10", "S1", "门店", "tea1", "1"],
+        ["A1", "O2", "2026-01-05T04:30:00Z", "10", "S1", "门店", "tea1", "1"],
+        ["A1", "O3", "2026-01-05 12:30", "10", "S1", "门店", "tea1", "1"],  # Shanghai's clock
+        ["A1", "O4", "2026-01-05 12:30:00.250-0500", "10", "S1", "门店", "tea1", "1"],
+        ["A1", "O5", "2026-11-25T09:00:00Z", "10", "S1", "门店", "tea1", "1"],  # 17:00 there
+        ["A1", "O6", "2026-01-05T12:30:00+25:00", "10", "S1", "门店", "tea1", "1"],
+        ["A1", "O7", "2026-02-30T12:30:00+08:00", "10", "S1", "门店", "tea1", "1"],
+    )
+
+    summary = tea.run("transactions", path, language=language)
+
+    assert rejects_in(summary) == [
+        (6, "下单时间", "2026-11-25T09:00:00Z", "dataio.v.future"),  # the clock says 16:00
+        (7, "下单时间", "2026-01-05T12:30:00+25:00", "dataio.v.bad_offset"),
+        (8, "下单时间", "2026-02-30T12:30:00+08:00", "dataio.v.no_such_date"),
+    ]
+    assert (
+        summary.first_rejects[1]["reason"]
+        == {
+            "en": "2026-01-05T12:30:00+25:00 states an offset from UTC that does not exist"
+            " (e.g. +08:00, -05:00 or Z)",
+            "zh-CN": "2026-01-05T12:30:00+25:00 中的时区偏移不存在（例如 +08:00、-05:00 或 Z）",
+        }[language]
+    )
+    with tea.state.database.session(tenant_id=tea.id) as session:
+        stored = dict(session.execute(select(Order.order_id, Order.occurred_at)).all())
+    assert stored == {
+        "O1": datetime(2026, 1, 5, 4, 30, tzinfo=UTC),
+        "O2": datetime(2026, 1, 5, 4, 30, tzinfo=UTC),
+        "O3": datetime(2026, 1, 5, 4, 30, tzinfo=UTC),
+        "O4": datetime(2026, 1, 5, 17, 30, 0, 250_000, tzinfo=UTC),
+    }
+
+
+def test_a_date_with_an_offset_is_the_day_on_the_tenants_calendar(
+    tea: Tenant, files: Files
+) -> None:
+    """A birthday exported as UTC midnight-in-Shanghai (16:00 the day before) keeps its day."""
+    path = members_file(
+        files,
+        ["A1", "13812345678", "张三", "男", "1990-04-30T16:00:00Z", "上海", "", "门店"],
+        ["A2", "13912345678", "李四", "女", "1991-02-03T00:00:00+08:00", "北京", "", "门店"],
+    )
+
+    summary = tea.run("members", path)
+
+    assert (summary.loaded, summary.rejected) == (2, 0)
+    assert (view(tea, "A1").birthday, view(tea, "A2").birthday) == (
+        date(1990, 5, 1),
+        date(1991, 2, 3),
+    )
+
+
 def test_one_tenants_data_does_not_get_in_the_way_of_anothers(
     tea: Tenant, new_tenant: Any, files: Files
 ) -> None:

@@ -107,7 +107,7 @@ def parse_frame(
     )  # fmt: skip
     dated = [s for s in mapped if s.type in (FieldType.DATETIME, FieldType.DATE)]
     for spec in dated:
-        frame = _local_times(frame, spec.name)
+        frame = _read_times(frame, spec.name, timezone)
     columns: list[pl.Expr] = []
     for spec in kind.fields:
         if spec.name not in mapping.columns:
@@ -123,7 +123,10 @@ def parse_frame(
         if typed is None and spec in dated:
             local = pl.col(f"_local_{spec.name}")
             typed = (
-                _localise(local, timezone).dt.convert_time_zone("UTC")
+                pl.coalesce(
+                    pl.col(f"_instant_{spec.name}"),
+                    values.localise(local, timezone).dt.convert_time_zone("UTC"),
+                )
                 if spec.type == FieldType.DATETIME
                 else local.dt.date()
             )
@@ -157,7 +160,9 @@ def parse_frame(
             rejects.append(Reject(row, mapping.columns[name], value, key, params))
     frame = frame.filter(~bad) if hits.height else frame
     rejects.sort(key=lambda r: (r.row or 0, r.column or ""))
-    frame = frame.select(pl.exclude("^_text_.*$", "^_local_.*$", "^_raw_.*$", f"^{PROBLEM}.*$"))
+    frame = frame.select(
+        pl.exclude("^_text_.*$", "^_local_.*$", "^_instant_.*$", "^_raw_.*$", f"^{PROBLEM}.*$")
+    )
     return frame, rejects
 
 
@@ -177,11 +182,14 @@ _DIRECT_FORMATS = (
 _FORMAT_SAMPLE = 2000
 
 
-def _local_times(frame: pl.DataFrame, name: str) -> pl.DataFrame:
-    """``_local_<name>``: the naive local datetime of each text, or null.
+def _read_times(frame: pl.DataFrame, name: str, timezone: str) -> pl.DataFrame:
+    """``_local_<name>``: the naive local datetime of each text, or null; ``_instant_<name>``:
+    the UTC instant of the texts that state their offset (``…T10:00:00+08:00``), else null.
 
     The forms a sample of the rows uses are read directly; only the rows left over are
-    normalised by ``values.date_text`` (Excel serials, odd spacing, ...) and read again.
+    normalised by ``values.date_text`` (Excel serials, odd spacing, ...) and read again. A
+    text with an offset is one instant: its local datetime is that instant on the tenant's
+    clock (what a date field keeps), and it is not read again as a wall time.
     """
     text = pl.col(f"_text_{name}")
     sample = frame.select(text.drop_nulls().head(_FORMAT_SAMPLE)).to_series()
@@ -195,29 +203,54 @@ def _local_times(frame: pl.DataFrame, name: str) -> pl.DataFrame:
         [text.str.strptime(pl.Datetime("us"), f, strict=False, exact=True) for f in used]
         or [pl.lit(None, dtype=pl.Datetime("us"))]
     )
-    target = f"_local_{name}"
-    frame = frame.with_columns(direct.alias(target))
-    left = frame.filter(pl.col(target).is_null() & text.is_not_null())
+    local, instant = f"_local_{name}", f"_instant_{name}"
+    frame = frame.with_columns(
+        direct.alias(local), pl.lit(None, dtype=pl.Datetime("us", "UTC")).alias(instant)
+    )
+    left = frame.filter(pl.col(local).is_null() & text.is_not_null())
     if left.height == 0:
         return frame
+    stated = values.parse_offset_instant(text)
     fixed = left.select(
-        "_row", values.parse_date_text(values.date_text(text)).alias(f"_fixed_{name}")
+        "_row",
+        stated.alias("_fixed_instant"),
+        pl.coalesce(
+            stated.dt.convert_time_zone(timezone).dt.replace_time_zone(None),
+            values.parse_date_text(values.date_text(text)),
+        ).alias("_fixed_local"),
     )
     return (
-        frame.join(fixed, on="_row", how="left", maintain_order="left")
-        .with_columns(pl.coalesce(target, f"_fixed_{name}").alias(target))
-        .drop(f"_fixed_{name}")
+        frame.drop(instant)
+        .join(fixed, on="_row", how="left", maintain_order="left")
+        .with_columns(pl.coalesce(local, "_fixed_local").alias(local))
+        .rename({"_fixed_instant": instant})
+        .drop("_fixed_local")
     )
 
 
 _DATE_SHAPE = re.compile(r"^\s*\d{4}\s*[-/.年]\s*\d{1,2}\s*[-/.月]\s*\d{1,2}")
 _FRACTION_OF_FEN = re.compile(r"\.\d{3,}$")
+_OFFSET_SHAPE = re.compile(values.OFFSET_SHAPE)
+
+
+def _wall_time_exists(day: str, clock: str) -> bool:
+    try:
+        datetime.strptime(f"{day} {clock.partition('.')[0]}", "%Y-%m-%d %H:%M:%S")
+    except ValueError:
+        try:
+            datetime.strptime(f"{day} {clock}", "%Y-%m-%d %H:%M")
+        except ValueError:
+            return False
+    return True
 
 
 def _precise(key: str, value: str | None) -> str:
     """The exact reason for a few rows: a date that has a date's shape does not exist; an
     amount with three decimals is a fraction of a fen."""
     text = value or ""
+    stated = _OFFSET_SHAPE.match(text)
+    if key == "dataio.v.not_a_date" and stated and _wall_time_exists(*stated.group(1, 2)):
+        return "dataio.v.bad_offset"
     if key == "dataio.v.not_a_date" and _DATE_SHAPE.match(text):
         return "dataio.v.no_such_date"
     if key == "dataio.v.not_an_amount":
@@ -263,20 +296,15 @@ def _typed(raw: pl.DataFrame, header: str, spec: FieldSpec, timezone: str) -> pl
     if spec.type == FieldType.DATETIME and isinstance(dtype, pl.Datetime):
         moment = column.cast(pl.Datetime("us", dtype.time_zone))
         if dtype.time_zone is None:
-            moment = _localise(moment, timezone)
+            moment = values.localise(moment, timezone)
         return moment.dt.convert_time_zone("UTC")
     if spec.type == FieldType.DATETIME and dtype == pl.Date:
-        return _localise(column.cast(pl.Datetime("us")), timezone).dt.convert_time_zone("UTC")
+        return values.localise(column.cast(pl.Datetime("us")), timezone).dt.convert_time_zone("UTC")
     if spec.type == FieldType.DATE and isinstance(dtype, pl.Datetime):
         return column.dt.date()
     if spec.type == FieldType.DATE and dtype == pl.Date:
         return column
     return None
-
-
-def _localise(moment: pl.Expr, timezone: str) -> pl.Expr:
-    # a wall time that happens twice takes the first; one that never happens is refused
-    return moment.dt.replace_time_zone(timezone, ambiguous="earliest", non_existent="null")
 
 
 def _with_default(text: pl.Expr, spec: FieldSpec) -> pl.Expr:
@@ -287,7 +315,7 @@ def _parse(spec: FieldSpec, text: pl.Expr, timezone: str) -> pl.Expr:
     match spec.type:
         case FieldType.DATETIME:  # ``text`` is already ``values.date_text``
             local = values.parse_date_text(text)
-            return _localise(local, timezone).dt.convert_time_zone("UTC")
+            return values.localise(local, timezone).dt.convert_time_zone("UTC")
         case FieldType.DATE:
             return values.parse_date_text(text).dt.date()
         case FieldType.AMOUNT:
