@@ -39,6 +39,7 @@ from memberlab.core.bulkio import among, insert_rows
 from memberlab.core.db import Database
 from memberlab.core.errors import FieldError, InvalidInput
 from memberlab.core.gcpause import collect_young, collector_paused
+from memberlab.dataio import values
 from memberlab.ledger import store
 from memberlab.ledger.bulk_chunk import (
     ENTRY_COLUMNS,
@@ -163,21 +164,12 @@ def read_events(path: Path, *, timezone: str, currency_unit: int = 100) -> pl.Da
         )
     ]
     frame = frame.with_row_index("row", offset=2).with_columns(*text)
-    times = (
-        pl.col("occurred_at")
-        .cast(pl.String)
-        .str.to_datetime(time_zone=None, strict=False)
-        .dt.replace_time_zone(timezone, ambiguous="earliest")
-    )
-    if frame.schema["occurred_at"] == pl.Datetime or isinstance(
-        frame.schema["occurred_at"], pl.Datetime
-    ):
-        column_zone = frame.schema["occurred_at"].time_zone  # type: ignore[union-attr]
-        times = (
-            pl.col("occurred_at").dt.convert_time_zone("UTC")
-            if column_zone
-            else pl.col("occurred_at").dt.replace_time_zone(timezone)
-        )
+    occurred = frame.schema["occurred_at"]
+    if isinstance(occurred, pl.Datetime):  # Parquet: an instant, or a wall time if naive
+        moment = pl.col("occurred_at").cast(pl.Datetime("us", occurred.time_zone))
+        times = moment if occurred.time_zone else values.localise(moment, timezone)
+    else:
+        times = pl.lit(values.read_instants(frame["occurred_at"].cast(pl.String), timezone))
     frame = frame.with_columns(
         times.dt.convert_time_zone("UTC").alias("occurred_at"),
         (
