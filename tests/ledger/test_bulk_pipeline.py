@@ -355,31 +355,56 @@ def test_returns_by_two_members_of_one_stored_order_are_applied_in_turn(
 
 
 IMPORTER = """
-import multiprocessing, os, time
-from concurrent.futures import ProcessPoolExecutor
+import multiprocessing, os, sys, time
 from memberlab.ledger import bulk_chunk
 
+if __name__ != "__main__":  # run again in a spawned process, as "__mp_main__"
+    with open(sys.argv[1], "a") as marks:
+        print(os.getpid(), file=marks)
 if __name__ == "__main__":
-    spawn = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(1, spawn, bulk_chunk.start_worker, (None,))
-    print(pool.submit(os.getpid).result(), flush=True)
+    pool = bulk_chunk.worker_pool(None, 2)
+    assert pool.submit(os.getpid).result()
+    print(" ".join(str(p.pid) for p in multiprocessing.active_children()), flush=True)
     time.sleep(600)
 """
+
+
+def start_importer(tmp_path: Path) -> tuple[subprocess.Popen, list[int], Path]:
+    """A script with its own ``__main__`` that starts a pool of two workers: (the process,
+    the workers' pids, the file where a process that runs the script again writes)."""
+    script, marks = tmp_path / "importer.py", tmp_path / "marks.txt"
+    script.write_text(IMPORTER, encoding="utf-8")
+    importer = subprocess.Popen(
+        [sys.executable, str(script), str(marks)], stdout=subprocess.PIPE, text=True
+    )
+    assert importer.stdout is not None
+    return importer, [int(pid) for pid in importer.stdout.readline().split()], marks
+
+
+def test_workers_start_without_running_the_importers_main_module_again(
+    tmp_path: Path,
+) -> None:
+    """For ``memberlab import``, the main module is all of the CLI: seconds per worker."""
+    importer, workers, marks = start_importer(tmp_path)
+    try:
+        assert len(workers) == 2
+        assert all(Path(f"/proc/{pid}").exists() for pid in workers)
+        assert not marks.exists()
+    finally:
+        importer.kill()
+        importer.wait()
 
 
 def test_workers_end_when_the_importer_is_killed(tmp_path: Path) -> None:
     """``kill -9`` of the importer leaves its pool no chance to stop the workers: they see
     their parent gone and end, instead of waiting for work for ever."""
-    script = tmp_path / "importer.py"
-    script.write_text(IMPORTER, encoding="utf-8")
-    importer = subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE, text=True)
+    importer, workers, _ = start_importer(tmp_path)
     try:
-        worker = Path(f"/proc/{int(importer.stdout.readline())}")
-        assert worker.exists()
+        assert all(Path(f"/proc/{pid}").exists() for pid in workers)
     finally:
         importer.kill()
         importer.wait()
     deadline = time.monotonic() + 20
-    while worker.exists() and time.monotonic() < deadline:
+    while any(Path(f"/proc/{pid}").exists() for pid in workers):
+        assert time.monotonic() < deadline, "a worker outlived its importer"
         time.sleep(0.05)
-    assert not worker.exists()

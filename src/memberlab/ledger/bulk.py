@@ -18,12 +18,11 @@ history as it would have.)
 from __future__ import annotations
 
 import hashlib
-import multiprocessing
 import os
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -54,7 +53,7 @@ from memberlab.ledger.bulk_chunk import (
     MemberInfo,
     compute_chunk,
     compute_in_worker,
-    start_worker,
+    worker_pool,
 )
 from memberlab.ledger.models import (
     ImportRun,
@@ -553,12 +552,7 @@ def _apply_in_workers(
         if progress:
             progress(done, total)
 
-    pool = ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=start_worker,
-        initargs=(context,),
-    )
+    pool = worker_pool(context, workers)
     try:
         with _CommitGroup(database, tenant_id) as group:
             for chunk, size in chunks:

@@ -17,8 +17,11 @@ import gc
 import multiprocessing
 import multiprocessing.connection
 import os
+import sys
 import threading
+import types
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -650,6 +653,31 @@ def start_worker(context: ChunkContext) -> None:
     parent = multiprocessing.parent_process()
     if parent is not None:
         threading.Thread(target=_end_with, args=(parent.sentinel,), daemon=True).start()
+
+
+def worker_pool(context: ChunkContext | None, workers: int) -> ProcessPoolExecutor:
+    """``workers`` processes, started now, that work chunks out (``compute_in_worker``).
+
+    A spawned process first runs its parent's ``__main__`` again, so that what the parent
+    defines there can be unpickled. The workers need nothing from it, and for the
+    ``memberlab`` command it is all of ``memberlab.cli``: seconds of CPU per worker before
+    its first chunk. So while they start, ``__main__`` is an empty module, and each submit
+    of a first task starts one worker (the pool starts a process while none is idle).
+    A worker that dies is replaced later the usual way, main module and all."""
+    pool = ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=start_worker,
+        initargs=(context,),
+    )
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")  # no file to run again
+    try:
+        for _ in range(workers):
+            pool.submit(os.getpid)
+    finally:
+        sys.modules["__main__"] = main
+    return pool
 
 
 def _end_with(sentinel: int) -> None:
