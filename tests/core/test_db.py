@@ -122,27 +122,25 @@ def test_get_by_primary_key_does_not_cross_tenants(database: Database, two: TwoT
 
 
 def test_joins_and_subqueries_are_scoped_on_every_side(database: Database, two: TwoTenants) -> None:
-    # A row of B that points at A's member: only a join scoped on both sides hides it.
+    # B's member has a tag A's has not: only a query scoped on every side leaves it out
     with database.session(tenant_id=two.b) as session:
-        session.add(MemberTag(member_pk=two.a_member, tag="b-owned"))
+        session.add(MemberTag(member_pk=two.b_member, tag="b-only"))
 
     with database.session(tenant_id=two.a) as session:
-        joined = session.execute(
-            select(Member.member_id, MemberTag.tag).join(
-                MemberTag, MemberTag.member_pk == Member.id
-            )
+        every_pair = session.execute(  # each member with each tag: 3 pairs if unscoped
+            select(Member.member_id, MemberTag.tag).join(MemberTag, MemberTag.tag != "")
         ).all()
-        in_subquery = session.scalars(
+        tagged_b_only = session.scalars(
             select(Member.member_id).where(
-                Member.id.in_(select(MemberTag.member_pk).where(MemberTag.tag == "b-owned"))
+                select(MemberTag.tag).where(MemberTag.tag == "b-only").exists()
             )
         ).all()
         counted = session.scalar(
             select(select(func.count()).select_from(MemberTag).scalar_subquery())
         )
 
-    assert joined == [("A-1", "vip")]
-    assert in_subquery == []
+    assert every_pair == [("A-1", "vip")]
+    assert tagged_b_only == []
     assert counted == 1
 
 
@@ -298,16 +296,39 @@ def test_foreign_keys_are_enforced(database: Database, two: TwoTenants) -> None:
         save(database, two.a, dangling)
 
 
-def test_a_ledger_row_cannot_name_another_tenants_member(
-    database: Database, two: TwoTenants
+@pytest.mark.parametrize("kind", ["ledger entry", "tag"])
+def test_a_members_row_cannot_name_another_tenants_member(
+    database: Database, two: TwoTenants, kind: str
 ) -> None:
-    """The member's key includes the tenant: A's session, stamped with A, cannot post to B-1."""
-    entry = LedgerEntry(
-        member_pk=two.b_member, seq=1, kind="adjustment", at=NOW, recorded_at=NOW, detail={}
+    """The member's key includes the tenant: A's session, stamped with A, cannot write for
+    B-1, neither a posting nor a tag."""
+    row = (
+        LedgerEntry(
+            member_pk=two.b_member, seq=1, kind="adjustment", at=NOW, recorded_at=NOW, detail={}
+        )
+        if kind == "ledger entry"
+        else MemberTag(member_pk=two.b_member, tag="a-owned")
     )
 
     with pytest.raises(IntegrityError), database.session(tenant_id=two.a) as session:
-        session.add(entry)
+        session.add(row)
+
+
+def test_every_table_of_a_members_rows_has_the_member_key() -> None:
+    """A table with a ``member_pk`` references its member by tenant and id (``member_key``)."""
+    for table in Base.metadata.sorted_tables:
+        if "member_pk" not in table.c:
+            continue
+        keys = {
+            (
+                tuple(key.column_keys),
+                key.referred_table.name,
+                tuple(e.column.name for e in key.elements),
+            )
+            for key in table.foreign_key_constraints
+            if "member_pk" in key.column_keys
+        }
+        assert keys == {(("tenant_id", "member_pk"), "members", ("tenant_id", "id"))}, table.name
 
 
 def test_a_savepoint_rolls_back_on_its_own(database: Database, two: TwoTenants) -> None:

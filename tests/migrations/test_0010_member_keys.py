@@ -4,57 +4,38 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, inspect, text
 from sqlalchemy.exc import IntegrityError
 
-from conftest import BACKENDS, postgres_engine_in_new_schema
+from conftest import BACKENDS
 from memberlab.core import migrate
-from memberlab.core.db import create_db_engine
 from memberlab.ledger.models import MemberOwned
+from migrations.stores import (
+    NOW,
+    add_two_tenants_with_a_member_each,
+    foreign_keys,
+    instant,
+    store_at,
+)
 
-NOW = datetime(2026, 11, 27, 8, 0, tzinfo=UTC)
 BEFORE = "0009"
 
 
 @pytest.fixture(params=BACKENDS)
 def engine_before(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """A store at 0009 (two tenants, a member each, one purchase's rows for A's member)."""
-    if request.param == "sqlite":
-        engine = create_db_engine(f"sqlite:///{tmp_path / 'store.db'}")
-        migrate.upgrade(engine, BEFORE)
-        _fill(engine)
-        yield engine
-        engine.dispose()
-        return
-    with postgres_engine_in_new_schema(BEFORE) as engine:
+    with store_at(BEFORE, request.param, tmp_path) as engine:
         _fill(engine)
         yield engine
 
 
 def _fill(engine: Engine) -> None:
-    at = NOW.isoformat() if engine.dialect.name == "sqlite" else NOW
     with engine.begin() as connection:
-        for tenant_id, slug in ((1, "a"), (2, "b")):
-            connection.execute(
-                text(
-                    "INSERT INTO tenants (id, slug, name_zh, name_en, timezone, currency, language,"
-                    " created_at, config_stamp) VALUES (:id, :slug, :slug, :slug,"
-                    " 'Asia/Shanghai', 'CNY', 'zh-CN', :at, 'stamp')"
-                ),
-                {"id": tenant_id, "slug": slug, "at": at},
-            )
-            connection.execute(
-                text(
-                    "INSERT INTO members (id, tenant_id, member_id, enrolled_at, created_at,"
-                    " updated_at, consents, status) VALUES (:id, :tenant, :code, :at, :at, :at,"
-                    " '{}', 'active')"
-                ),
-                {"id": tenant_id * 10, "tenant": tenant_id, "code": f"M-{slug}", "at": at},
-            )
+        add_two_tenants_with_a_member_each(connection)
+        at = instant(connection)
         connection.execute(
             text(
                 "INSERT INTO ledger_entries (tenant_id, member_pk, seq, kind, at, recorded_at,"
@@ -112,13 +93,6 @@ def _primary_key(engine: Engine, table: str) -> list[str]:
     return inspect(engine).get_pk_constraint(table)["constrained_columns"]
 
 
-def _member_keys(engine: Engine, table: str) -> list[tuple[list[str], str, list[str]]]:
-    keys = inspect(engine).get_foreign_keys(table)
-    return sorted(
-        (key["constrained_columns"], key["referred_table"], key["referred_columns"]) for key in keys
-    )
-
-
 def test_the_ledger_rows_reference_their_member_in_their_tenant_after_the_upgrade(
     engine_before: Engine,
 ) -> None:
@@ -126,7 +100,7 @@ def test_the_ledger_rows_reference_their_member_in_their_tenant_after_the_upgrad
 
     assert _rows(engine_before) == ROWS
     for table in LEDGER_TABLES:
-        assert _member_keys(engine_before, table) == [
+        assert foreign_keys(engine_before, table) == [
             (["tenant_id", "member_pk"], "members", ["tenant_id", "id"])
         ]
     assert _primary_key(engine_before, "ledger_entries") == ["tenant_id", "member_pk", "seq"]
@@ -158,7 +132,7 @@ def test_the_downgrade_restores_the_two_keys_and_keeps_the_rows(engine_before: E
 
     assert _rows(engine_before) == ROWS
     for table in LEDGER_TABLES:
-        assert _member_keys(engine_before, table) == [
+        assert foreign_keys(engine_before, table) == [
             (["member_pk"], "members", ["id"]),
             (["tenant_id"], "tenants", ["id"]),
         ]
@@ -178,7 +152,7 @@ def test_a_row_naming_another_tenants_member_stops_the_upgrade_by_name(
 
     with engine_before.connect() as connection:
         assert migrate.current_revision(connection) == BEFORE
-    assert _member_keys(engine_before, "points_lots") == [
+    assert foreign_keys(engine_before, "points_lots") == [
         (["member_pk"], "members", ["id"]),
         (["tenant_id"], "tenants", ["id"]),
     ]

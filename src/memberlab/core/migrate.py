@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from importlib import resources
 
+import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -47,3 +49,21 @@ def head_revision() -> str:
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert head is not None
     return head
+
+
+def refuse_rows_of_another_tenants_member(connection: Connection, tables: Iterable[str]) -> None:
+    """For a migration that gives ``tables`` the member key (``members.models.member_key``):
+    rows it would refuse in the database's own words stop the upgrade, named by table."""
+    members = sa.table("members", sa.column("id"), sa.column("tenant_id"))
+    for table in tables:
+        rows = sa.table(table, sa.column("tenant_id"), sa.column("member_pk"))
+        count = connection.execute(
+            sa.select(sa.func.count())
+            .select_from(rows.join(members, members.c.id == rows.c.member_pk))
+            .where(members.c.tenant_id != rows.c.tenant_id)
+        ).scalar_one()
+        if count:
+            raise RuntimeError(
+                f"{count} rows of {table} name a member of another tenant (their tenant_id"
+                " is not the member's): correct them before upgrading"
+            )

@@ -11,6 +11,7 @@ from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, 
 from sqlalchemy.orm import Mapped, mapped_column
 
 from memberlab.core.db import Base, BigId, TenantScoped, UtcDateTime
+from memberlab.members.models import member_key
 
 
 class SurveyResponse(TenantScoped, Base):
@@ -21,13 +22,12 @@ class SurveyResponse(TenantScoped, Base):
         UniqueConstraint("tenant_id", "response_id"),
         Index("ix_survey_responses_tenant_time", "tenant_id", "responded_at"),
         Index("ix_survey_responses_tenant_member", "tenant_id", "member_pk"),
+        member_key(),  # members are never deleted: erasure clears their personal data
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     response_id: Mapped[str] = mapped_column(String(64))
-    member_pk: Mapped[int | None] = mapped_column(
-        BigId, ForeignKey("members.id", ondelete="SET NULL")
-    )
+    member_pk: Mapped[int | None] = mapped_column(BigId)
     order_id: Mapped[str | None] = mapped_column(String(128))
     responded_at: Mapped[datetime] = mapped_column(UtcDateTime())
     survey: Mapped[str] = mapped_column(String(32), default="transactional")
@@ -126,11 +126,12 @@ class SurveyInvitation(TenantScoped, Base):
         UniqueConstraint("token_hash"),
         UniqueConstraint("tenant_id", "dedupe_key"),
         Index("ix_survey_invitations_tenant_member_time", "tenant_id", "member_pk", "created_at"),
+        member_key(),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     survey_pk: Mapped[int] = mapped_column(BigId, ForeignKey("surveys.id", ondelete="RESTRICT"))
-    member_pk: Mapped[int] = mapped_column(BigId, ForeignKey("members.id", ondelete="RESTRICT"))
+    member_pk: Mapped[int] = mapped_column(BigId)
     token_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the link's token
     dedupe_key: Mapped[str] = mapped_column(String(200))  # one invitation per trigger event
     trigger: Mapped[str] = mapped_column(String(16))  # purchase | case_closed | periodic | manual
@@ -153,15 +154,14 @@ class FollowUpCase(TenantScoped, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "response_pk"),
         Index("ix_follow_up_cases_tenant_status_due", "tenant_id", "status", "due_at"),
+        member_key(),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     response_pk: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("survey_responses.id", ondelete="RESTRICT")
     )
-    member_pk: Mapped[int | None] = mapped_column(
-        BigId, ForeignKey("members.id", ondelete="RESTRICT")
-    )
+    member_pk: Mapped[int | None] = mapped_column(BigId)
     reason: Mapped[str] = mapped_column(String(16))  # detractor | low_csat | manual
     touchpoint: Mapped[str | None] = mapped_column(String(64))
     store: Mapped[str | None] = mapped_column(String(64))

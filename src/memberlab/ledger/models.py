@@ -14,7 +14,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     ForeignKey,
-    ForeignKeyConstraint,
     Index,
     Integer,
     PrimaryKeyConstraint,
@@ -24,25 +23,20 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, declared_attr, mapped_column
 
 from memberlab.core.db import Base, BigId, TenantScoped, UtcDateTime
+from memberlab.members.models import member_key
 
 
 class MemberOwned(TenantScoped):
-    """Mixin for a member's rows: ``(tenant_id, member_pk)`` references ``members (tenant_id, id)``.
+    """Mixin for a member's ledger rows, whose ``member_key()`` is their only key.
 
-    One key says both whose tenant and which member: the database refuses a row that names
-    another tenant's member, and checks one key per row instead of two. Each check is a
-    query on PostgreSQL, and a bulk import writes about six rows per purchase.
+    ``tenant_id`` has no key of its own to ``tenants``: the member's implies it, and each
+    key is one more check per row (a query on PostgreSQL), where a bulk import writes
+    about six rows per purchase. (Other tables of a member's rows keep both.)
     """
 
     @declared_attr
     def tenant_id(cls) -> Mapped[int]:  # noqa: N805 - declared_attr receives the class
         return mapped_column(BigId, nullable=False)  # no key of its own: the member's implies it
-
-
-def _member_key() -> ForeignKeyConstraint:
-    return ForeignKeyConstraint(
-        ["tenant_id", "member_pk"], ["members.tenant_id", "members.id"], ondelete="RESTRICT"
-    )
 
 
 class MemberState(MemberOwned, Base):
@@ -77,7 +71,7 @@ class MemberState(MemberOwned, Base):
     __table_args__ = (
         Index("ix_member_states_tenant_tier", "tenant_id", "tier"),
         Index("ix_member_states_tenant_due", "tenant_id", "next_due_at"),
-        _member_key(),
+        member_key(),
     )
 
 
@@ -99,7 +93,7 @@ class LedgerEntry(MemberOwned, Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
     # led by the tenant: what reads a tenant's whole ledger (analyses, exports) searches
-    __table_args__ = (PrimaryKeyConstraint("tenant_id", "member_pk", "seq"), _member_key())
+    __table_args__ = (PrimaryKeyConstraint("tenant_id", "member_pk", "seq"), member_key())
 
 
 class Posting(MemberOwned, Base):
@@ -119,7 +113,7 @@ class Posting(MemberOwned, Base):
     # led by the tenant: what reads a tenant's postings (the liability) searches
     __table_args__ = (
         PrimaryKeyConstraint("tenant_id", "member_pk", "entry_seq", "leg"),
-        _member_key(),
+        member_key(),
     )
 
 
@@ -142,7 +136,7 @@ class PointsLot(MemberOwned, Base):
 
     __table_args__ = (
         Index("ix_points_lots_tenant_expires", "tenant_id", "expires_at"),
-        _member_key(),
+        member_key(),
     )
 
 
@@ -154,7 +148,7 @@ class Order(MemberOwned, Base):
         UniqueConstraint("tenant_id", "order_id"),
         Index("ix_orders_tenant_member", "tenant_id", "member_pk"),
         Index("ix_orders_tenant_at", "tenant_id", "occurred_at"),
-        _member_key(),
+        member_key(),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -181,7 +175,7 @@ class OrderReturn(MemberOwned, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "return_id"),
         Index("ix_order_returns_tenant_order", "tenant_id", "order_id"),
-        _member_key(),
+        member_key(),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
@@ -239,7 +233,7 @@ class TierChange(MemberOwned, Base):
     __table_args__ = (
         Index("ix_tier_changes_tenant_at", "tenant_id", "at"),
         Index("ix_tier_changes_tenant_member", "tenant_id", "member_pk"),
-        _member_key(),
+        member_key(),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)

@@ -5,16 +5,28 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy import JSON, ForeignKeyConstraint, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from memberlab.core.db import Base, BigId, TenantScoped, UtcDateTime
 
 
+def member_key(*, ondelete: str = "RESTRICT") -> ForeignKeyConstraint:
+    """``(tenant_id, member_pk)`` references ``members (tenant_id, id)``: for a table of
+    rows that belong to a member.
+
+    One key says both whose tenant and which member, so the database refuses a row that
+    names another tenant's member. A row whose ``member_pk`` is null is not checked.
+    """
+    return ForeignKeyConstraint(
+        ["tenant_id", "member_pk"], ["members.tenant_id", "members.id"], ondelete=ondelete
+    )
+
+
 class Member(TenantScoped, Base):
     __tablename__ = "members"
     __table_args__ = (
-        # what a member's ledger rows reference (``ledger.models.MemberOwned``)
+        # what every row of a member references (``member_key``)
         Index("ix_members_tenant_id_id", "tenant_id", "id", unique=True),
         UniqueConstraint("tenant_id", "member_id"),
         UniqueConstraint("tenant_id", "external_id"),
@@ -49,9 +61,10 @@ class Member(TenantScoped, Base):
 class MemberTag(TenantScoped, Base):
     __tablename__ = "member_tags"
 
-    member_pk: Mapped[int] = mapped_column(
-        BigId, ForeignKey("members.id", ondelete="CASCADE"), primary_key=True
-    )
+    member_pk: Mapped[int] = mapped_column(BigId, primary_key=True)
     tag: Mapped[str] = mapped_column(String(64), primary_key=True)
 
-    __table_args__ = (Index("ix_member_tags_tenant_tag", "tenant_id", "tag"),)
+    __table_args__ = (
+        Index("ix_member_tags_tenant_tag", "tenant_id", "tag"),
+        member_key(ondelete="CASCADE"),
+    )

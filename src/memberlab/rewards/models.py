@@ -8,6 +8,7 @@ from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, UniqueCon
 from sqlalchemy.orm import Mapped, mapped_column
 
 from memberlab.core.db import Base, BigId, TenantScoped, UtcDateTime
+from memberlab.members.models import member_key
 
 
 class RewardStock(TenantScoped, Base):
@@ -26,10 +27,11 @@ class Redemption(TenantScoped, Base):
     __tablename__ = "redemptions"
     __table_args__ = (
         Index("ix_redemptions_member_reward", "tenant_id", "member_pk", "reward_code"),
+        member_key(),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
-    member_pk: Mapped[int] = mapped_column(BigId, ForeignKey("members.id", ondelete="RESTRICT"))
+    member_pk: Mapped[int] = mapped_column(BigId)
     reward_code: Mapped[str] = mapped_column(String(64))
     quantity: Mapped[int] = mapped_column(Integer)
     points: Mapped[int] = mapped_column(BigInteger)
@@ -44,11 +46,12 @@ class Coupon(TenantScoped, Base):
     __table_args__ = (
         UniqueConstraint("tenant_id", "code"),
         Index("ix_coupons_tenant_member", "tenant_id", "member_pk"),
+        member_key(),
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, autoincrement=True)
     code: Mapped[str] = mapped_column(String(64))
-    member_pk: Mapped[int] = mapped_column(BigId, ForeignKey("members.id", ondelete="RESTRICT"))
+    member_pk: Mapped[int] = mapped_column(BigId)
     reward_code: Mapped[str] = mapped_column(String(64))
     redemption_id: Mapped[int | None] = mapped_column(
         BigId, ForeignKey("redemptions.id", ondelete="RESTRICT")

@@ -19,8 +19,9 @@ its member, holding the tables meanwhile: minutes for a store of millions of pos
 
 from __future__ import annotations
 
-import sqlalchemy as sa
 from alembic import op
+
+from memberlab.core.migrate import refuse_rows_of_another_tenants_member
 
 revision = "0010"
 down_revision = "0009"
@@ -43,26 +44,8 @@ TIME_INDEXES = {
 PRIMARY_KEYS = {"ledger_entries": ["seq"], "postings": ["entry_seq", "leg"]}  # after the member
 
 
-def _refuse_rows_of_another_tenants_member() -> None:
-    """The new keys would refuse them in the database's own words: name them instead."""
-    connection = op.get_bind()
-    members = sa.table("members", sa.column("id"), sa.column("tenant_id"))
-    for table in LEDGER_TABLES:
-        rows = sa.table(table, sa.column("tenant_id"), sa.column("member_pk"))
-        count = connection.execute(
-            sa.select(sa.func.count())
-            .select_from(rows.join(members, members.c.id == rows.c.member_pk))
-            .where(members.c.tenant_id != rows.c.tenant_id)
-        ).scalar_one()
-        if count:
-            raise RuntimeError(
-                f"{count} rows of {table} name a member of another tenant (their tenant_id"
-                " is not the member's): correct them before upgrading"
-            )
-
-
 def upgrade() -> None:
-    _refuse_rows_of_another_tenants_member()
+    refuse_rows_of_another_tenants_member(op.get_bind(), LEDGER_TABLES)
     with op.batch_alter_table("members", schema=None) as batch_op:
         batch_op.create_index("ix_members_tenant_id_id", ["tenant_id", "id"], unique=True)
     for table in LEDGER_TABLES:
