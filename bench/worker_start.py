@@ -17,9 +17,13 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
+from datetime import UTC, datetime
 
 import memberlab.cli  # noqa: F401 - what the command's main module imports
+from memberlab.datasets.demo import sample_program_text
 from memberlab.ledger import bulk_chunk
+from memberlab.programs import rules
+from memberlab.programs.validation import parse_program_text
 
 WORKERS = 2
 
@@ -30,13 +34,18 @@ def _children_cpu() -> float:
 
 
 def start(kind: str) -> tuple[float, float]:
-    """(the workers' CPU seconds, wall seconds) to start them and run a first task each."""
+    """(the workers' CPU seconds, wall seconds) to start them, each with an import's context
+    (a sample program), and run a first task each."""
+    program = parse_program_text(sample_program_text("teahouse"))
+    now = datetime(2026, 11, 25, tzinfo=UTC)
+    per_point = rules.unit(program) / program.points_payment.points_per_unit
+    context = bulk_chunk.ChunkContext(1, program, now, now, per_point, "sqlite")
     cpu, started = _children_cpu(), time.perf_counter()
     if kind == "plain":
         spawn = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(WORKERS, spawn, bulk_chunk.start_worker, (None,))
+        pool = ProcessPoolExecutor(WORKERS, spawn, bulk_chunk.start_worker, (context,))
     else:
-        pool = bulk_chunk.worker_pool(None, WORKERS)
+        pool = bulk_chunk.worker_pool(context, WORKERS)
     for future in [pool.submit(os.getpid) for _ in range(WORKERS)]:
         future.result()
     wall = time.perf_counter() - started

@@ -32,7 +32,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from memberlab.core import bulkio
-from memberlab.core.bulkio import Adapter, CopyText, copy_text, insert_rows
+from memberlab.core.bulkio import insert_rows
+from memberlab.core.bulkrows import Adapter, CopyText, copy_text
 from memberlab.core.db import UtcDateTime
 
 MOMENTS = [

@@ -32,6 +32,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from memberlab.core import bulkio, fastsql
+from memberlab.core.bulkrows import CopyText
 from memberlab.core.db import UtcDateTime
 from memberlab.core.fastsql import FastStatement
 
@@ -365,7 +366,7 @@ def test_sent_writes_go_before_a_copy(connection: Connection, backend: str) -> N
     if backend == "sqlite":
         pytest.skip("COPY is PostgreSQL's")
     INSERT.send(connection, {"name": "tea", "at": NOON, "active": True, "detail": None})
-    copy = bulkio.CopyText(f"tea\t{NOON.isoformat()}\tt\n", 1)
+    copy = CopyText(f"tea\t{NOON.isoformat()}\tt\n", 1)
     unique_violation = connection.dialect.loaded_dbapi.errors.UniqueViolation
     with pytest.raises(unique_violation):  # the queued "tea" is there before the COPY's
         bulkio.insert_rows(Session(connection), things, ["name", "at", "active"], copy)

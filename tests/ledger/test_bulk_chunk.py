@@ -10,9 +10,9 @@ import orjson
 import polars as pl
 import pytest
 
-from memberlab.core.bulkio import Adapter, CopyText, copy_text
+from memberlab.core.bulkrows import Adapter, CopyText, copy_text
 from memberlab.datasets.demo import SAMPLE_PROGRAMS, sample_program_text
-from memberlab.ledger import bulk_chunk, store
+from memberlab.ledger import bulk_chunk
 from memberlab.ledger.bulk_chunk import (
     EVENT_COLUMNS,
     ChunkContext,
@@ -22,7 +22,7 @@ from memberlab.ledger.bulk_chunk import (
     compute_chunk,
     group_events,
 )
-from memberlab.ledger.service import order_from_json, order_to_json
+from memberlab.ledger.rows import Loaded, order_from_json, order_to_json
 from memberlab.programs import rules
 from memberlab.programs.validation import parse_program_text
 
@@ -125,7 +125,7 @@ def test_the_copy_lines_of_a_chunk_are_what_copy_text_writes(
 
     def work_out() -> ChunkRows:
         states = {
-            info.pk: store.Loaded(
+            info.pk: Loaded(
                 info.pk,
                 rules.new_member_state(
                     program, enrolled_at=info.enrolled_at, birthday=info.birthday

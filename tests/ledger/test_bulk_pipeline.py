@@ -395,6 +395,26 @@ def test_workers_start_without_running_the_importers_main_module_again(
         importer.wait()
 
 
+def test_a_worker_imports_the_rules_and_not_the_database_layers() -> None:
+    """What a worker imports to work chunks out (``bulk_chunk``, and what unpickling its
+    input needs) costs each worker CPU before its first chunk: not SQLAlchemy, not the
+    services, not the web stack."""
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, memberlab.ledger.bulk_chunk; print(' '.join(sorted(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+
+    assert "memberlab.programs.rules" in loaded
+    heavy = {"sqlalchemy", "httpx", "fastapi", "memberlab.ledger.store", "memberlab.ledger.service"}
+    assert heavy.isdisjoint(loaded)
+
+
 def test_workers_end_when_the_importer_is_killed(tmp_path: Path) -> None:
     """``kill -9`` of the importer leaves its pool no chance to stop the workers: they see
     their parent gone and end, instead of waiting for work for ever."""

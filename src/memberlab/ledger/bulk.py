@@ -65,7 +65,8 @@ from memberlab.ledger.models import (
     TierChange,
 )
 from memberlab.ledger.models import MemberState as MemberStateRow
-from memberlab.ledger.service import order_from_json, program_at
+from memberlab.ledger.rows import TIER_CHANGE_COLUMNS, Loaded, order_from_json
+from memberlab.ledger.service import program_at
 from memberlab.members.models import Member
 from memberlab.programs import rules
 
@@ -773,7 +774,7 @@ def _load_states(
     context: ChunkContext,
     known: dict[str, MemberInfo],
     state_rows: dict[int, tuple],
-) -> dict[int, store.Loaded]:
+) -> dict[int, Loaded]:
     tenant_id, program = context.tenant_id, context.program
     notice_days = program.points.expiring_notice_days
     columns = [c.name for c in _states.columns]
@@ -809,7 +810,7 @@ def _load_states(
             )
             for pk, at, g, s, o in connection.execute(query):
                 activity[pk].append(rules.Activity(at, g, s, o))
-    loaded: dict[int, store.Loaded] = {}
+    loaded: dict[int, Loaded] = {}
     for member in known.values():
         pk = member.pk
         values = state_rows.get(pk)
@@ -817,7 +818,7 @@ def _load_states(
             state = rules.new_member_state(
                 program, enrolled_at=member.enrolled_at, birthday=member.birthday
             )
-            loaded[pk] = store.Loaded(pk, state, is_new=True, notice_days=notice_days)
+            loaded[pk] = Loaded(pk, state, is_new=True, notice_days=notice_days)
             continue
         state = store.state_from_row(
             SimpleNamespace(**dict(zip(columns, values, strict=True))),
@@ -826,7 +827,7 @@ def _load_states(
         )
         state.lots = sorted(lots[pk], key=lambda lot: lot.seq)
         state.activity = activity[pk]
-        loaded[pk] = store.Loaded(
+        loaded[pk] = Loaded(
             pk,
             state,
             is_new=False,
@@ -853,7 +854,7 @@ def write_chunk(session: Session, tenant_id: int, rows: ChunkRows) -> None:
     insert_rows(session, _entries, ENTRY_COLUMNS, rows.entries)
     insert_rows(session, Posting.__table__, POSTING_COLUMNS, rows.postings)
     insert_rows(session, _lots, LOT_COLUMNS, rows.lots)
-    insert_rows(session, TierChange.__table__, store.TIER_CHANGE_COLUMNS, rows.tier_changes)
+    insert_rows(session, TierChange.__table__, TIER_CHANGE_COLUMNS, rows.tier_changes)
     connection = session.connection()
     if rows.lot_updates:
         connection.execute(

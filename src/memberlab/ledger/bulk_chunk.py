@@ -7,7 +7,7 @@ no I/O, so it runs in worker processes, one chunk each, while the importer reads
 writes the chunks before and after it: that is how an import uses more than one core.
 
 Everything here crosses a process boundary, so it is plain data (tuples, dataclasses) and
-the rows are already in the database's own terms (``bulkio.Adapter``; for PostgreSQL even
+the rows are already in the database's own terms (``bulkrows.Adapter``; for PostgreSQL even
 rendered as COPY text), which leaves the importer only the writing.
 """
 
@@ -29,10 +29,10 @@ from typing import Any, NamedTuple
 
 import polars as pl
 
-from memberlab.core.bulkio import Adapter, CopyText, copy_instant, copy_str, copy_text
+from memberlab.core.bulkrows import Adapter, CopyText, copy_instant, copy_str, copy_text
 from memberlab.core.gcpause import collect_young
-from memberlab.ledger import store
-from memberlab.ledger.service import order_to_json
+from memberlab.ledger import rows as ledger_rows
+from memberlab.ledger.rows import order_to_json
 from memberlab.programs import rules
 from memberlab.programs.schema import ProgramDefinition
 
@@ -178,7 +178,7 @@ class ChunkInput:
 
     frame: pl.DataFrame  # the chunk's rows, in (member, time, order, row) order
     members: dict[str, MemberInfo]  # by member number; absent: unknown and not enrolled
-    states: dict[int, store.Loaded]  # by member pk
+    states: dict[int, ledger_rows.Loaded]  # by member pk
     seen_orders: set[str]  # stored already: skipped
     seen_returns: set[str]
     stored_orders: dict[str, rules.OrderRecord]  # orders stored before, that returns refer to
@@ -237,7 +237,7 @@ POSTING_COLUMNS = (
     "lot_seq",
     "at",
 )
-LOT_COLUMNS = ("tenant_id", "member_pk", *store.LOT_FIELDS)
+LOT_COLUMNS = ("tenant_id", "member_pk", *ledger_rows.LOT_FIELDS)
 ORDER_COLUMNS = (
     "tenant_id",
     "order_id",
@@ -486,7 +486,7 @@ class _RowBuilder:
     def add_member(
         self,
         member_pk: int,
-        loaded: store.Loaded,
+        loaded: ledger_rows.Loaded,
         entries: list[rules.Entry],
         lots: list[rules.Lot],
         notices: list[rules.Notice],
@@ -567,7 +567,9 @@ class _RowBuilder:
                     }
                 )
         loaded.state.retired.clear()
-        values = store.state_row(tenant_id, member_pk, loaded.state, self.now, loaded.notice_days)
+        values = ledger_rows.state_row(
+            tenant_id, member_pk, loaded.state, self.now, loaded.notice_days
+        )
         if loaded.is_new:
             self.new_states.append(
                 tuple(
@@ -580,7 +582,7 @@ class _RowBuilder:
             rows.state_updates.append(values)
         self.tier_changes += [
             (tenant_id, member_pk, dt(at), old, new, reason)
-            for at, old, new, reason in store.tier_changes(notices)
+            for at, old, new, reason in ledger_rows.tier_changes(notices)
         ]
 
     def finish(self, stored_orders: dict[str, rules.OrderRecord]) -> None:

@@ -27,6 +27,7 @@ from memberlab.ledger import store
 from memberlab.ledger.idempotency import Answer, replay_or_run
 from memberlab.ledger.models import LedgerEntry, Order, OrderReturn, PointsLot, TierChange
 from memberlab.ledger.models import MemberState as MemberStateRow
+from memberlab.ledger.rows import Loaded, order_from_json, order_to_json, tier_changes
 from memberlab.ledger.schemas import (
     AdjustmentCreate,
     Balances,
@@ -129,7 +130,7 @@ class MemberWork:
     ctx: LedgerContext
     member: Member | LedgerMember
     program: ProgramDefinition
-    loaded: store.Loaded
+    loaded: Loaded
     entries: list[rules.Entry]
     lots: list[rules.Lot]
     notices: list[rules.Notice]
@@ -155,7 +156,7 @@ class MemberWork:
             new_lots=self.lots,
             now=self.ctx.now,
         )
-        changes = store.tier_changes(self.notices)
+        changes = tier_changes(self.notices)
         if changes:
             _INSERT_TIER_CHANGES.send_many(
                 session.connection(),
@@ -181,7 +182,7 @@ def open_member(
     program: ProgramDefinition | None = None,
     *,
     locked: bool = False,
-    loaded: store.Loaded | None = None,
+    loaded: Loaded | None = None,
 ) -> MemberWork:
     """Lock (unless ``locked`` already) and load a member (unless the caller did both,
     ``loaded``) and bring the state up to ``at`` (under the program in force at ``at``,
@@ -412,20 +413,6 @@ def _member_for_purchase(
         return member_service.get_for_ledger(ctx.session, body.member_id, lock=True), False
     store.lock_member(ctx.session, member.id)
     return member, True
-
-
-def order_to_json(order: rules.OrderRecord) -> dict[str, Any]:
-    data = dict(order.__dict__)  # flat copy: asdict's deep copy is slow in bulk
-    data["occurred_at"] = order.occurred_at.isoformat()
-    data["lines"] = [dict(line.__dict__) for line in order.lines]
-    return data
-
-
-def order_from_json(data: dict[str, Any]) -> rules.OrderRecord:
-    values = dict(data)
-    values["occurred_at"] = datetime.fromisoformat(values["occurred_at"])
-    values["lines"] = [rules.LineRecord(**line) for line in values["lines"]]
-    return rules.OrderRecord(**values)
 
 
 # --- returns -----------------------------------------------------------------------------------

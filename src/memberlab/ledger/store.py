@@ -13,7 +13,6 @@ names the tenant itself (``tenant_id`` in every WHERE and every row) instead.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
@@ -26,22 +25,11 @@ from sqlalchemy.orm import Session
 from memberlab.core.fastsql import FastStatement
 from memberlab.ledger.models import LedgerEntry, PointsLot, Posting
 from memberlab.ledger.models import MemberState as MemberStateRow
+from memberlab.ledger.rows import LOT_FIELDS, Loaded, state_row
 from memberlab.members.models import Member
 from memberlab.members.service import LedgerMember, MemberNotFound
 from memberlab.programs import rules
 from memberlab.programs.schema import ProgramDefinition, WindowType
-
-
-@dataclass
-class Loaded:
-    """A member's rules state plus what is needed to write back only what changed."""
-
-    member_pk: int
-    state: rules.MemberState
-    is_new: bool
-    lots_before: dict[int, tuple[int, bool, bool]] = field(default_factory=dict)
-    notice_days: int = 0  # the program's expiring-soon window, for ``next_due_at``
-
 
 _members = Member.__table__
 _states = MemberStateRow.__table__
@@ -76,19 +64,6 @@ _ACTIVITY = FastStatement(
     .order_by(_entries.c.at, _entries.c.seq)
 )
 
-# a lot's columns besides tenant and member, in the order of ``rules.Lot``'s fields
-LOT_FIELDS = (
-    "seq",
-    "earned_at",
-    "available_at",
-    "expires_at",
-    "amount",
-    "remaining",
-    "source",
-    "released",
-    "reference",
-    "noticed",
-)
 _ACTIVITY_HORIZON = func.least(
     bindparam("now", type_=_states.c.as_of.type),
     func.coalesce(_states.c.as_of, bindparam("now", type_=_states.c.as_of.type)),
@@ -446,38 +421,6 @@ def lot_row(tenant_id: int, member_pk: int, lot: rules.Lot) -> dict[str, Any]:
     }
 
 
-def state_row(
-    tenant_id: int, member_pk: int, state: rules.MemberState, now: datetime, notice_days: int
-) -> dict[str, Any]:
-    return {
-        "tenant_id": tenant_id,
-        "member_pk": member_pk,
-        "tier": state.tier,
-        "tier_since": state.tier_since,
-        "tier_at_review": state.tier_at_review,
-        "last_review_at": state.last_review_at,
-        "as_of": state.as_of,
-        "available": state.available,
-        "pending": state.pending,
-        "debt": state.debt,
-        "lifetime_growth": state.lifetime_growth,
-        "lifetime_spend": state.lifetime_spend,
-        "lifetime_orders": state.lifetime_orders,
-        "cap_day": state.cap_day.isoformat() if state.cap_day else None,
-        "cap_day_points": state.cap_day_points,
-        "cap_month": f"{state.cap_month[0]:04d}-{state.cap_month[1]:02d}"
-        if state.cap_month
-        else None,
-        "cap_month_points": state.cap_month_points,
-        "bonus_counts": dict(state.bonus_counts),  # sent: read at the flush
-        "plan_code": state.plan_code,
-        "plan_until": state.plan_until,
-        "next_seq": state.next_seq,
-        "next_due_at": rules.due_at(state, notice_days),
-        "updated_at": now,
-    }
-
-
 _INSERT_ENTRIES = FastStatement(_entries.insert())
 _INSERT_POSTINGS = FastStatement(_postings.insert())
 _INSERT_LOTS = FastStatement(_lots.insert())
@@ -546,15 +489,3 @@ def save(
     loaded.lots_before = {lot.seq: (lot.remaining, lot.released, lot.noticed) for lot in state.lots}
     # lots that are used up and released no longer need to be kept in memory
     state.lots = [lot for lot in state.lots if lot.remaining > 0 or not lot.released]
-
-
-TIER_CHANGE_COLUMNS = ("tenant_id", "member_pk", "at", "from_tier", "to_tier", "reason")
-
-
-def tier_changes(notices: list[rules.Notice]) -> list[tuple[datetime, str, str, str]]:
-    """(at, from, to, reason) of every tier change among ``notices``."""
-    return [
-        (n.at, n.payload["from"], n.payload["to"], n.payload["reason"])
-        for n in notices
-        if n.kind == "tier.changed"
-    ]
