@@ -127,8 +127,7 @@ def test_the_ledger_rows_reference_their_member_in_their_tenant_after_the_upgrad
 def test_the_downgrade_restores_the_two_keys_and_keeps_the_rows(engine_before: Engine) -> None:
     migrate.upgrade(engine_before)
 
-    with engine_before.begin() as connection:
-        migrate.downgrade(connection, BEFORE)
+    migrate.downgrade(engine_before, BEFORE)
 
     assert _rows(engine_before) == ROWS
     for table in LEDGER_TABLES:

@@ -38,9 +38,10 @@ INSERTS = {
     "redemptions": "INSERT INTO redemptions (tenant_id, member_pk, reward_code, quantity, points,"
     " unit_cost, entry_seq, occurred_at, reference) VALUES (1, :member, 'tea', 1, 500, 0, 1,"
     " :at, :tell)",
-    "coupons": "INSERT INTO coupons (tenant_id, code, member_pk, reward_code, value, min_spend,"
-    " issued_at, valid_until, status) VALUES (1, :tell, :member, 'tea', 1000, 0, :at, :at,"
-    " 'issued')",
+    # each row after the first of its table refers to a row of a table that 0011 copies
+    "coupons": "INSERT INTO coupons (tenant_id, code, member_pk, reward_code, redemption_id,"
+    " value, min_spend, issued_at, valid_until, status) VALUES (1, :tell, :member, 'tea', 1,"
+    " 1000, 0, :at, :at, 'issued')",
     "member_tags": "INSERT INTO member_tags (tenant_id, member_pk, tag) VALUES (1, :member, :tell)",
     "survey_responses": "INSERT INTO survey_responses (tenant_id, response_id, member_pk,"
     " responded_at, survey, source, created_at) VALUES (1, :tell, :member, :at,"
@@ -48,8 +49,9 @@ INSERTS = {
     "survey_invitations": "INSERT INTO survey_invitations (tenant_id, survey_pk, member_pk,"
     " token_hash, dedupe_key, trigger, language, created_at, expires_at) VALUES (1, 1, :member,"
     " 'hash', :tell, 'manual', 'zh-CN', :at, :at)",
-    "follow_up_cases": "INSERT INTO follow_up_cases (tenant_id, member_pk, reason, status,"
-    " opened_at, due_at) VALUES (1, :member, :tell, 'open', :at, :at)",
+    "follow_up_cases": "INSERT INTO follow_up_cases (tenant_id, member_pk, response_pk,"
+    " resurvey_pk, reason, status, opened_at, due_at) VALUES (1, :member, 1, 1, :tell, 'open',"
+    " :at, :at)",
 }
 TELLING = {
     "redemptions": "reference",
@@ -94,12 +96,26 @@ def _rows(engine: Engine) -> list[tuple]:
         ]
 
 
+# a coupon's redemption, a case's answer and its new invitation (ON DELETE SET NULL): on
+# SQLite, 0011 copies redemptions, survey_responses and survey_invitations and drops the old
+# tables, which must neither be refused nor null these
+REFERENCES = [(1,), (1, 1)]
+
+
+def _references(engine: Engine) -> list[tuple]:
+    with engine.connect() as connection:
+        coupon = connection.execute(text("SELECT redemption_id FROM coupons")).one()
+        case = connection.execute(text("SELECT response_pk, resurvey_pk FROM follow_up_cases"))
+        return [tuple(coupon), tuple(case.one())]
+
+
 def test_the_rows_reference_their_member_in_their_tenant_after_the_upgrade(
     engine_before: Engine,
 ) -> None:
     migrate.upgrade(engine_before, "0011")
 
     assert _rows(engine_before) == sorted(ROWS, key=lambda row: (TABLES.index(row[0]), row[1]))
+    assert _references(engine_before) == REFERENCES
     for table in TABLES:
         assert (["tenant_id", "member_pk"], "members", ["tenant_id", "id"]) in foreign_keys(
             engine_before, table
@@ -113,18 +129,21 @@ def test_the_rows_reference_their_member_in_their_tenant_after_the_upgrade(
         )
     with engine_before.begin() as connection:  # a row without a member is not checked
         connection.execute(
-            text(INSERTS["follow_up_cases"]),
-            {"member": None, "tell": "detractor", "at": instant(connection)},
+            text(
+                "INSERT INTO follow_up_cases (tenant_id, member_pk, reason, status, opened_at,"
+                " due_at) VALUES (1, NULL, 'detractor', 'open', :at, :at)"
+            ),
+            {"at": instant(connection)},
         )
 
 
 def test_the_downgrade_restores_the_key_to_the_member_alone(engine_before: Engine) -> None:
     migrate.upgrade(engine_before, "0011")
 
-    with engine_before.begin() as connection:
-        migrate.downgrade(connection, BEFORE)
+    migrate.downgrade(engine_before, BEFORE)
 
     assert len(_rows(engine_before)) == len(ROWS)
+    assert _references(engine_before) == REFERENCES
     for table in TABLES:
         keys = foreign_keys(engine_before, table)
         assert (["member_pk"], "members", ["id"]) in keys

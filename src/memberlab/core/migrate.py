@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from importlib import resources
 
 import sqlalchemy as sa
@@ -22,23 +23,77 @@ def alembic_config() -> Config:
 
 def upgrade(bind: Engine | Connection, revision: str = "head") -> str:
     """Bring the schema to ``revision``; returns the revision the database is now at."""
-    config = alembic_config()
-    if isinstance(bind, Connection):
-        config.attributes["connection"] = bind
-        command.upgrade(config, revision)
-        return current_revision(bind) or ""
-    with bind.begin() as connection:
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
-        return current_revision(connection) or ""
+    return _migrate(bind, command.upgrade, revision)
 
 
-def downgrade(connection: Connection, revision: str) -> str:
+def downgrade(bind: Engine | Connection, revision: str) -> str:
     """Take the schema back to ``revision`` (for a release rolled back); returns where it is."""
+    return _migrate(bind, command.downgrade, revision)
+
+
+def _migrate(bind: Engine | Connection, step: Callable[[Config, str], None], revision: str) -> str:
+    """``step`` to ``revision`` in one transaction; the caller's, if it has one open.
+
+    On SQLite a migration that changes a table's keys copies the table and drops the old
+    one, and with foreign keys enforced that drop first deletes every row: the rows of other
+    tables that reference it are refused (RESTRICT) or lose their reference (SET NULL). So
+    migrations run with enforcement off, and ``PRAGMA foreign_key_check`` then checks every
+    key before the transaction commits. The pragma cannot change inside a transaction: on a
+    SQLite connection with one open, a migration that has anything to do is refused.
+    """
+    if isinstance(bind, Engine):
+        with bind.connect() as connection:
+            return _migrate(connection, step, revision)
     config = alembic_config()
-    config.attributes["connection"] = connection
-    command.downgrade(config, revision)
-    return current_revision(connection) or ""
+    config.attributes["connection"] = bind
+    if bind.dialect.name != "sqlite":
+        if bind.in_transaction():
+            step(config, revision)
+        else:
+            with bind.begin():
+                step(config, revision)
+        return current_revision(bind) or ""
+    if bind.in_transaction():
+        enforced = bind.exec_driver_sql("PRAGMA foreign_keys").scalar()
+        if enforced and current_revision(bind) != _resolved(revision):
+            raise RuntimeError(
+                "on SQLite, migrate with an engine or a connection without an open transaction"
+                " (foreign keys are enforced, and copying a table would break other tables' keys)"
+            )
+        step(config, revision)
+        return current_revision(bind) or ""
+    with sqlite_foreign_keys_off(bind), bind.begin():
+        step(config, revision)
+        check_foreign_keys(bind)
+    return current_revision(bind) or ""
+
+
+def _resolved(revision: str) -> str:
+    return head_revision() if revision == "head" else revision
+
+
+@contextmanager
+def sqlite_foreign_keys_off(connection: Connection) -> Iterator[None]:
+    """SQLite's foreign key enforcement off on ``connection`` (which has no open
+    transaction) for the block, and on again after it."""
+    driver = connection.connection.driver_connection
+    assert driver is not None
+    driver.execute("PRAGMA foreign_keys=OFF")
+    try:
+        yield
+    finally:
+        driver.execute("PRAGMA foreign_keys=ON")
+
+
+def check_foreign_keys(connection: Connection) -> None:
+    """Every foreign key of a SQLite database holds, or an error naming where they do not."""
+    broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        counts: dict[tuple[str, str], int] = {}
+        for table, _rowid, parent, _key in broken:
+            counts[(table, parent)] = counts.get((table, parent), 0) + 1
+        named = ", ".join(f"{n} rows of {t} (to {p})" for (t, p), n in sorted(counts.items()))
+        raise RuntimeError(f"the migration would break foreign keys: {named}")
 
 
 def current_revision(connection: Connection) -> str | None:
