@@ -127,7 +127,7 @@ def test_joins_and_subqueries_are_scoped_on_every_side(database: Database, two: 
         session.add(MemberTag(member_pk=two.b_member, tag="b-only"))
 
     with database.session(tenant_id=two.a) as session:
-        every_pair = session.execute(  # each member with each tag: 3 pairs if unscoped
+        every_pair = session.execute(  # each member with each tag: more pairs if unscoped
             select(Member.member_id, MemberTag.tag).join(MemberTag, MemberTag.tag != "")
         ).all()
         tagged_b_only = session.scalars(

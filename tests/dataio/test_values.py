@@ -136,6 +136,7 @@ def test_a_whole_column_is_read_at_once_each_row_on_its_own() -> None:
         ("2026-11-25t06:30:00.125z", datetime(2026, 11, 25, 6, 30, 0, 125_000, tzinfo=UTC)),
         ("2026-11-24T23:30:00-07:00", datetime(2026, 11, 25, 6, 30, tzinfo=UTC)),
         ("2026-1-5T09:00:00+05:30", datetime(2026, 1, 5, 3, 30, tzinfo=UTC)),
+        ("2026/11/25 14:30:00+08:00", datetime(2026, 11, 25, 6, 30, tzinfo=UTC)),
         (
             "２０２６－１１－２５Ｔ１４：３０：００＋０８：００",
             datetime(2026, 11, 25, 6, 30, tzinfo=UTC),
@@ -156,7 +157,9 @@ def test_a_time_without_an_offset_is_left_to_be_read_as_a_wall_time(text: str) -
     assert one(values.parse_offset_instant, text) is None
 
 
-@pytest.mark.parametrize("text", ["2026-02-30T14:30:00+08:00", "2026-11-25T14:30:00+25:00"])
+@pytest.mark.parametrize(
+    "text", ["2026-02-30T14:30:00+08:00", "2026-11-25T14:30:00+25:00", "2026/2/30 14:30+08:00"]
+)
 def test_an_impossible_date_or_offset_is_not_an_instant_but_looks_like_a_date(text: str) -> None:
     assert one(values.parse_offset_instant, text) is None
     assert one(values.looks_like_date, text) is True

@@ -395,6 +395,36 @@ def test_workers_start_without_running_the_importers_main_module_again(
         importer.wait()
 
 
+TWO_IMPORTS = """
+import sys, threading
+from memberlab.ledger import bulk_chunk
+
+if __name__ == "__main__":
+    main, pools = sys.modules["__main__"], []
+    starts = [threading.Thread(target=lambda: pools.append(bulk_chunk.worker_pool(None, 1)))
+              for _ in range(4)]
+    for start in starts:
+        start.start()
+    for start in starts:
+        start.join()
+    print(sys.modules["__main__"] is main, len(pools), flush=True)
+    for pool in pools:
+        pool.shutdown()
+"""
+
+
+def test_imports_started_at_once_leave_the_main_module_as_it_was(tmp_path: Path) -> None:
+    """The server may start two imports at once: their workers start one after the other."""
+    script = tmp_path / "two_imports.py"
+    script.write_text(TWO_IMPORTS, encoding="utf-8")
+
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, check=True, timeout=120
+    )
+
+    assert done.stdout.split() == ["True", "4"]
+
+
 def test_a_worker_imports_the_rules_and_not_the_database_layers() -> None:
     """What a worker imports to work chunks out (``bulk_chunk``, and what unpickling its
     input needs) costs each worker CPU before its first chunk: not SQLAlchemy, not the

@@ -234,6 +234,7 @@ _OFFSET_SHAPE = re.compile(values.OFFSET_SHAPE)
 
 
 def _wall_time_exists(day: str, clock: str) -> bool:
+    day = day.replace("/", "-")
     try:
         datetime.strptime(f"{day} {clock.partition('.')[0]}", "%Y-%m-%d %H:%M:%S")
     except ValueError:

@@ -93,9 +93,10 @@ def looks_like_date(column: pl.Expr) -> pl.Expr:
 
 
 # An instant that states its offset from UTC, as ISO 8601 and online shops' APIs write it:
-# 2026-11-20T10:00:00+08:00, 2026-11-20 10:00+0800, 2026-11-20T02:00:00.5Z, ...+08.
+# 2026-11-20T10:00:00+08:00, 2026-11-20 10:00+0800, 2026-11-20T02:00:00.5Z, ...+08, and
+# with slashes, 2026/11/20 10:00:00+08:00.
 OFFSET_SHAPE = (
-    r"^\s*([0-9]{4}-[0-9]{1,2}-[0-9]{1,2})[Tt ]"
+    r"^\s*([0-9]{4}[-/][0-9]{1,2}[-/][0-9]{1,2})[Tt ]"
     r"([0-9]{1,2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]+)?)?) ?"
     r"([Zz]|[+-][0-9]{2}(?::?[0-9]{2})?)\s*$"
 )
@@ -111,7 +112,7 @@ def parse_offset_instant(column: pl.Expr) -> pl.Expr:
     clock = parts.struct.field("2")
     offset = parts.struct.field("3").str.to_uppercase()
     text = pl.concat_str(
-        parts.struct.field("1"),
+        parts.struct.field("1").str.replace_all("/", "-", literal=True),
         pl.lit(" "),
         pl.when(clock.str.count_matches(":") == 1).then(clock + ":00").otherwise(clock),
         pl.when(offset == "Z")

@@ -663,23 +663,34 @@ def worker_pool(context: ChunkContext | None, workers: int) -> ProcessPoolExecut
     A spawned process first runs its parent's ``__main__`` again, so that what the parent
     defines there can be unpickled. The workers need nothing from it, and for the
     ``memberlab`` command it is all of ``memberlab.cli``: seconds of CPU per worker before
-    its first chunk. So while they start, ``__main__`` is an empty module, and each submit
-    of a first task starts one worker (the pool starts a process while none is idle).
-    A worker that dies is replaced later the usual way, main module and all."""
+    its first chunk. So while they start, ``__main__`` is an empty module (under a lock:
+    the server may start two imports at once), and each submit of a first task starts one
+    worker, as the pool starts a process while none is idle. Hence nothing sent to these
+    workers may be defined in ``__main__``; ``context`` and chunks hold memberlab's types.
+    As with any process pool, a worker that dies breaks the pool (``BrokenProcessPool``).
+    """
     pool = ProcessPoolExecutor(
         max_workers=workers,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=start_worker,
         initargs=(context,),
     )
-    main = sys.modules["__main__"]
-    sys.modules["__main__"] = types.ModuleType("__main__")  # no file to run again
     try:
-        for _ in range(workers):
-            pool.submit(os.getpid)
-    finally:
-        sys.modules["__main__"] = main
+        with _MAIN_SWAPPED:
+            main = sys.modules["__main__"]
+            sys.modules["__main__"] = types.ModuleType("__main__")  # no file to run again
+            try:
+                for _ in range(workers):
+                    pool.submit(os.getpid)
+            finally:
+                sys.modules["__main__"] = main
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
     return pool
+
+
+_MAIN_SWAPPED = threading.Lock()
 
 
 def _end_with(sentinel: int) -> None:
