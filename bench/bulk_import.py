@@ -15,7 +15,7 @@ import time
 from datetime import UTC, datetime
 
 import polars as pl
-from common import OUT, cpu_seconds, postgres_schema, synthetic_history
+from common import OUT, cpu_seconds, interpreter_speed_us, postgres_schema, synthetic_history
 from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table
 
 from memberlab.core import migrate
@@ -98,6 +98,7 @@ def run(
         "plain_insert_rows_per_s": round(plain_rate),
         "ratio_to_plain": round(rate / plain_rate, 3),
         "books_balance": books.outstanding_points == books.member_balances,
+        "python_1000_lookups_us": round(interpreter_speed_us(), 1),  # the machine, just after
     }
 
 

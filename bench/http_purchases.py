@@ -33,7 +33,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
-from common import cpu_seconds, postgres_schema
+from common import cpu_seconds, interpreter_speed_us, postgres_schema
 
 from memberlab.core import migrate
 from memberlab.core.db import Database
@@ -342,7 +342,8 @@ def main() -> None:
     ms = 1000
     print(
         f"load generator: {client}; server workers: {args.workers}; "
-        f"load average before: {load_before:.2f}"
+        f"load average before: {load_before:.2f}; "
+        f"Python, 1,000 lookups after the runs: {interpreter_speed_us():.1f} us"
     )
     print(
         f"purchases: {purchases['rate']:.0f} req/s, p50 {purchases['p50'] * ms:.1f} ms, "
