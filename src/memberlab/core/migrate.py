@@ -46,30 +46,37 @@ def _migrate(bind: Engine | Connection, step: Callable[[Config, str], None], rev
             return _migrate(connection, step, revision)
     config = alembic_config()
     config.attributes["connection"] = bind
-    if bind.dialect.name != "sqlite":
-        if bind.in_transaction():
+    if not bind.in_transaction():
+        with migration_transaction(bind):
             step(config, revision)
-        else:
-            with bind.begin():
-                step(config, revision)
         return current_revision(bind) or ""
-    if bind.in_transaction():
+    if bind.dialect.name == "sqlite":
         enforced = bind.exec_driver_sql("PRAGMA foreign_keys").scalar()
         if enforced and current_revision(bind) != _resolved(revision):
             raise RuntimeError(
                 "on SQLite, migrate with an engine or a connection without an open transaction"
                 " (foreign keys are enforced, and copying a table would break other tables' keys)"
             )
-        step(config, revision)
-        return current_revision(bind) or ""
-    with sqlite_foreign_keys_off(bind), bind.begin():
-        step(config, revision)
-        check_foreign_keys(bind)
+    step(config, revision)
     return current_revision(bind) or ""
 
 
 def _resolved(revision: str) -> str:
     return head_revision() if revision == "head" else revision
+
+
+@contextmanager
+def migration_transaction(connection: Connection) -> Iterator[None]:
+    """The transaction migrations run in, on ``connection`` (which has none open): on
+    SQLite with foreign keys unenforced, and every key checked before it commits. Used here
+    and by the ``alembic`` command's ``env.py``."""
+    if connection.dialect.name != "sqlite":
+        with connection.begin():
+            yield
+        return
+    with sqlite_foreign_keys_off(connection), connection.begin():
+        yield
+        check_foreign_keys(connection)
 
 
 @contextmanager

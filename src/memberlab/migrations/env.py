@@ -7,7 +7,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from memberlab.core.db import create_db_engine
-from memberlab.core.migrate import check_foreign_keys, sqlite_foreign_keys_off
+from memberlab.core.migrate import migration_transaction
 from memberlab.core.settings import get_settings
 from memberlab.models import Base
 
@@ -31,12 +31,6 @@ if connection is not None:
     _run(connection)
 else:
     engine = create_db_engine(get_settings().resolved_database_url)
-    with engine.connect() as new_connection:
-        if new_connection.dialect.name == "sqlite":  # as memberlab.core.migrate does
-            with sqlite_foreign_keys_off(new_connection), new_connection.begin():
-                _run(new_connection)
-                check_foreign_keys(new_connection)
-        else:
-            with new_connection.begin():
-                _run(new_connection)
+    with engine.connect() as new_connection, migration_transaction(new_connection):
+        _run(new_connection)
     engine.dispose()
