@@ -32,7 +32,6 @@ import polars as pl
 from memberlab.core.bulkrows import Adapter, CopyText, copy_instant, copy_str, copy_text
 from memberlab.core.gcpause import collect_young
 from memberlab.ledger import rows as ledger_rows
-from memberlab.ledger.rows import order_to_json
 from memberlab.programs import rules
 from memberlab.programs.schema import ProgramDefinition
 
@@ -617,7 +616,7 @@ class _RowBuilder:
                 )
             )
         rows.order_records = [
-            (order_id, order_to_json(self.final_orders[order_id][1]))
+            (order_id, ledger_rows.order_to_json(self.final_orders[order_id][1]))
             for order_id in stored_orders
             if order_id in self.final_orders
         ]
