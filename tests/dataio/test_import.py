@@ -970,6 +970,7 @@ def test_a_time_that_states_its_offset_is_the_instant_it_names(
         ["A1", "O5", "2026-11-25T09:00:00Z", "10", "S1", "门店", "tea1", "1"],  # 17:00 there
         ["A1", "O6", "2026-01-05T12:30:00+25:00", "10", "S1", "门店", "tea1", "1"],
         ["A1", "O7", "2026-02-30T12:30:00+08:00", "10", "S1", "门店", "tea1", "1"],
+        ["A1", "O8", "2026-01-05T12:30:00+8", "10", "S1", "门店", "tea1", "1"],  # +08 meant
     )
 
     summary = tea.run("transactions", path, language=language)
@@ -978,6 +979,7 @@ def test_a_time_that_states_its_offset_is_the_instant_it_names(
         (6, "下单时间", "2026-11-25T09:00:00Z", "dataio.v.future"),  # the clock says 16:00
         (7, "下单时间", "2026-01-05T12:30:00+25:00", "dataio.v.bad_offset"),
         (8, "下单时间", "2026-02-30T12:30:00+08:00", "dataio.v.no_such_date"),
+        (9, "下单时间", "2026-01-05T12:30:00+8", "dataio.v.bad_offset"),
     ]
     assert (
         summary.first_rejects[1]["reason"]

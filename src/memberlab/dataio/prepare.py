@@ -230,7 +230,11 @@ def _read_times(frame: pl.DataFrame, name: str, timezone: str) -> pl.DataFrame:
 
 _DATE_SHAPE = re.compile(r"^\s*\d{4}\s*[-/.年]\s*\d{1,2}\s*[-/.月]\s*\d{1,2}")
 _FRACTION_OF_FEN = re.compile(r"\.\d{3,}$")
-_OFFSET_SHAPE = re.compile(values.OFFSET_SHAPE)
+# a date and a time followed by what looks meant as an offset (+8, +25:00, Zulu): when the
+# date and time exist, the offset is what is wrong
+_STATED_OFFSET = re.compile(
+    r"^\s*(\d{4}[-/]\d{1,2}[-/]\d{1,2})[Tt ](\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)\s*[+\-Zz]\S*$"
+)
 
 
 def _wall_time_exists(day: str, clock: str) -> bool:
@@ -249,7 +253,7 @@ def _precise(key: str, value: str | None) -> str:
     """The exact reason for a few rows: a date that has a date's shape does not exist; an
     amount with three decimals is a fraction of a fen."""
     text = value or ""
-    stated = _OFFSET_SHAPE.match(text)
+    stated = _STATED_OFFSET.match(text)
     if key == "dataio.v.not_a_date" and stated and _wall_time_exists(*stated.group(1, 2)):
         return "dataio.v.bad_offset"
     if key == "dataio.v.not_a_date" and _DATE_SHAPE.match(text):
