@@ -79,8 +79,11 @@ def run(
         database, tenant_id=tenant_id, path=path, now=NOW, workers=workers, chunk_members=chunk
     )
     elapsed = time.perf_counter() - started
+    # the importing process alone: it reads and writes every chunk in turn, so its CPU
+    # bounds the rate however many cores work the chunks out
+    importer_cpu = time.process_time() - cpu_started
     # this process and its finished workers (not PostgreSQL's server)
-    cpu = time.process_time() - cpu_started + _children_cpu() - children_started
+    cpu = importer_cpu + _children_cpu() - children_started
     # PostgreSQL's processes (every one on the machine: run nothing else meanwhile)
     database_cpu = cpu_seconds(os.getpid())[1] - database_started
     with database.session(tenant_id=tenant_id) as session:
@@ -94,6 +97,8 @@ def run(
         "workers": "auto" if workers is None else workers,
         "client_cpu_s": round(cpu, 1),
         "purchases_per_cpu_s": round(report.applied / cpu) if cpu else None,
+        "importer_cpu_s": round(importer_cpu, 1),
+        "importer_bound_per_s": round(report.applied / importer_cpu) if importer_cpu else None,
         **({"postgresql_cpu_s": round(database_cpu, 1)} if name == "postgresql" else {}),
         "plain_insert_rows_per_s": round(plain_rate),
         "ratio_to_plain": round(rate / plain_rate, 3),

@@ -25,6 +25,7 @@ from sqlalchemy import (
     Table,
     Text,
     create_engine,
+    func,
     insert,
     select,
     text,
@@ -32,8 +33,15 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from memberlab.core import bulkio
-from memberlab.core.bulkio import insert_rows
-from memberlab.core.bulkrows import Adapter, CopyText, copy_text
+from memberlab.core.bulkio import insert_packed, insert_rows
+from memberlab.core.bulkrows import (
+    PACKED_SCHEMA,
+    Adapter,
+    CopyText,
+    PackedRows,
+    copy_text,
+    pack_rows,
+)
 from memberlab.core.db import UtcDateTime
 
 MOMENTS = [
@@ -199,3 +207,90 @@ def test_among_selects_the_rows_whose_value_is_listed(
 
     assert by_code == found
     assert by_id == found
+
+
+# --- packed rows: SQLite's own image, from a worker process --------------------------------------
+
+packed_a = Table(
+    "packed_a", MetaData(), Column("id", Integer, primary_key=True), Column("label", Text)
+)
+packed_b = Table(
+    "packed_b",
+    MetaData(),
+    Column("id", Integer, primary_key=True),
+    Column("at", UtcDateTime),
+    Column("flag", Boolean),
+    Column("amount", BigInteger),
+)
+PACKED_TABLES = [(packed_a, ("id", "label")), (packed_b, ("id", "at", "flag", "amount"))]
+
+
+def packed(first_id: int, a_rows: int) -> PackedRows:
+    """Rows of both tables; how many ``packed_a`` has moves where ``packed_b`` starts in
+    the image."""
+    adapt = Adapter("sqlite")
+    return pack_rows(
+        {
+            "packed_a": (("id", "label"), [(first_id + i, f"会员 {i}'s") for i in range(a_rows)]),
+            "packed_b": (
+                ("id", "at", "flag", "amount"),
+                [
+                    (first_id, adapt.dt(datetime(2026, 11, 25, 8, tzinfo=UTC)), 1, 2**62),
+                    (first_id + 1, None, 0, -5),
+                ],
+            ),
+        }
+    )
+
+
+def test_packed_rows_go_in_as_executemany_would_put_them(engine: Engine, backend: str) -> None:
+    if backend == "postgresql":
+        pytest.skip("packed rows are SQLite's")
+    with engine.connect() as connection:
+        for table, _ in PACKED_TABLES:
+            table.create(connection)
+        try:
+            session = Session(connection)
+            # two images with the same tables, the second with its pages elsewhere: each
+            # read as itself, not through the statement prepared for the one before
+            insert_packed(session, packed(1, 3), PACKED_TABLES)
+            insert_packed(session, packed(100, 400), PACKED_TABLES)
+            labels = connection.scalars(select(packed_a.c.label).order_by(packed_a.c.id)).all()
+            b_rows = connection.execute(select(packed_b).order_by(packed_b.c.id)).all()
+            empty = connection.exec_driver_sql(
+                f"select count(*) from {PACKED_SCHEMA}.sqlite_master"
+            ).scalar()
+        finally:
+            connection.rollback()
+    assert len(labels) == 403
+    assert labels[:2] == ["会员 0's", "会员 1's"]
+    assert b_rows == [
+        (1, datetime(2026, 11, 25, 8, tzinfo=UTC), True, 2**62),
+        (2, None, False, -5),
+        (100, datetime(2026, 11, 25, 8, tzinfo=UTC), True, 2**62),
+        (101, None, False, -5),
+    ]
+    assert empty == 0  # the image's memory given back
+
+
+def test_packed_rows_of_a_table_not_given_are_refused_before_anything_is_written(
+    engine: Engine, backend: str
+) -> None:
+    if backend == "postgresql":
+        pytest.skip("packed rows are SQLite's")
+    with engine.connect() as connection:
+        packed_a.create(connection)
+        try:
+            with pytest.raises(ValueError, match="packed_b"):
+                insert_packed(Session(connection), packed(1, 3), PACKED_TABLES[:1])
+            written = connection.scalar(select(func.count()).select_from(packed_a))
+        finally:
+            connection.rollback()
+    assert written == 0
+
+
+def test_packing_leaves_out_tables_without_rows() -> None:
+    made = pack_rows({"packed_a": (("id", "label"), []), "packed_b": (("id",), [(1,)])})
+    assert made.counts == {"packed_b": 1}
+    nothing = pack_rows({"packed_a": (("id", "label"), [])})
+    assert nothing.counts == {}

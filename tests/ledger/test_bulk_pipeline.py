@@ -99,8 +99,16 @@ def history_file(tmp_path: Path) -> Path:
     return path
 
 
-def test_workers_give_the_ledger_of_one_chunk_at_a_time(engine: Engine, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_workers_give_the_ledger_of_one_chunk_at_a_time(
+    engine: Engine, tmp_path: Path, backend: str
+) -> None:
+    """On SQLite the workers send their rows as database images (``bulkrows.PackedRows``),
+    which must store what the rows themselves store."""
     path = history_file(tmp_path)
+    if backend == "sqlite":
+        engine = create_db_engine(f"sqlite:///{tmp_path / 'pipeline.db'}")
+        migrate.upgrade(engine)
     database = Database(engine)
     reports, ledgers = [], []
     for slug, workers in (("seq", 0), ("pipe", 2)):

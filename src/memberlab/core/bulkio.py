@@ -19,7 +19,15 @@ from sqlalchemy.orm import Session
 from sqlalchemy.sql import ColumnElement
 
 from memberlab.core import fastsql
-from memberlab.core.bulkrows import Adapter, CopyText, NotCopyText, copy_line
+from memberlab.core.bulkrows import (
+    EMPTY_IMAGE,
+    PACKED_SCHEMA,
+    Adapter,
+    CopyText,
+    NotCopyText,
+    PackedRows,
+    copy_line,
+)
 
 if TYPE_CHECKING:  # psycopg is PostgreSQL's driver: not imported for SQLite
     from psycopg import Copy
@@ -111,3 +119,51 @@ def insert_rows(
     sql = f'INSERT INTO "{table.name}" ({names}) VALUES ({marks})'  # noqa: S608
     connection.exec_driver_sql(sql, rows)
     return len(rows)
+
+
+def insert_packed(
+    session: Session, packed: PackedRows, tables: Sequence[tuple[Table, Sequence[str]]]
+) -> None:
+    """Insert the rows of ``packed`` (SQLite only) into ``tables``, in that order, each table
+    with the ``columns`` given (those of its rows in the image).
+
+    The image is loaded as the connection's ``PACKED_SCHEMA`` database (attached to every
+    SQLite connection, empty, by ``core.db``: a database cannot be attached in a
+    transaction), then emptied again."""
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        raise ValueError("packed rows are for SQLite")
+    unknown = set(packed.counts) - {table.name for table, _ in tables}
+    if unknown:  # rows that would not be written
+        raise ValueError(f"packed rows for tables not given: {sorted(unknown)}")
+    if not packed.counts:
+        return
+    pooled = connection.connection
+    driver = pooled.driver_connection
+    driver.deserialize(packed.image, name=PACKED_SCHEMA)
+    try:
+        # A schema cookie this connection has not seen. SQLite keeps a prepared statement
+        # while the cookie is unchanged, and two images with the same tables have the same
+        # cookie but not the same pages (where a table starts depends on the rows before
+        # it): a cached INSERT ... SELECT of the last image would read this one's pages as
+        # other tables. A new cookie makes it prepare the statement again.
+        cookie = pooled.info.get(_PACKED_COOKIE, _FIRST_PACKED_COOKIE) + 1
+        pooled.info[_PACKED_COOKIE] = cookie
+        driver.execute(f"PRAGMA {PACKED_SCHEMA}.schema_version = {cookie}")
+        for table, columns in tables:
+            if not packed.counts.get(table.name):
+                continue
+            names = ", ".join(f'"{c}"' for c in columns)
+            # names come from our own table metadata, never from input
+            sql = (
+                f'INSERT INTO main."{table.name}" ({names}) '  # noqa: S608
+                f'SELECT {names} FROM {PACKED_SCHEMA}."{table.name}"'
+            )
+            connection.exec_driver_sql(sql)
+    finally:
+        driver.deserialize(EMPTY_IMAGE, name=PACKED_SCHEMA)  # its memory back
+
+
+_PACKED_COOKIE = "memberlab.packed_cookie"
+# above any cookie of an image's own (one per table created)
+_FIRST_PACKED_COOKIE = 1 << 20

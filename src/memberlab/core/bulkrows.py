@@ -1,11 +1,13 @@
 """Bulk rows in the database's own terms, made without a database: the text SQLite's
-``DateTime`` stores, PostgreSQL's COPY text format. A bulk import's worker processes make
-them (and import only this, not SQLAlchemy); ``core.bulkio`` writes them.
+``DateTime`` stores, PostgreSQL's COPY text format, SQLite's own database image. A bulk
+import's worker processes make them (and import only this, not SQLAlchemy);
+``core.bulkio`` writes them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -135,3 +137,65 @@ def copy_text(
     except NotCopyText:
         return rows
     return CopyText("".join(lines), len(rows))
+
+
+# the schema name under which an SQLite connection holds a ``PackedRows`` image to insert
+PACKED_SCHEMA = "packed_rows"
+
+
+def _empty_image() -> bytes:
+    connection = sqlite3.connect(":memory:")
+    try:  # a database with no page yet has no image: make one and leave it empty
+        connection.execute("CREATE TABLE t (x)")
+        connection.execute("DROP TABLE t")
+        return connection.serialize()
+    finally:
+        connection.close()
+
+
+# an empty database's image: what ``PACKED_SCHEMA`` holds between two inserts
+EMPTY_IMAGE = _empty_image()
+
+
+@dataclass(frozen=True)
+class PackedRows:
+    """Rows of several tables in one SQLite database image (``sqlite3``'s ``serialize``),
+    each table named as its destination and holding the rows of ``counts[name]``.
+
+    How a worker process hands rows to an SQLite store: pickling the image is a copy of its
+    bytes, where a list of tuples is pickled and unpickled value by value; and the store
+    takes each table with one ``INSERT ... SELECT`` (``bulkio.insert_packed``), in SQLite's
+    C code, where ``executemany`` binds every value from Python. The binding moves to the
+    workers, and the importing process, which reads and writes every chunk in turn and so
+    bounds the rate however many cores work chunks out, does less: 200,000 purchases took
+    4.7-5.1 s of its CPU against 6.9-8.6 s. (On two cores the total CPU is about the same.)
+    """
+
+    image: bytes
+    counts: dict[str, int]
+
+
+def pack_rows(tables: Mapping[str, tuple[Sequence[str], list[tuple]]]) -> PackedRows:
+    """``{table: (columns, rows)}`` as a ``PackedRows``; tables without rows are left out.
+
+    The columns have no declared type, so each value is kept exactly as given (SQLite's
+    BLOB affinity) and takes the destination column's affinity on the way in, as a value
+    bound by ``executemany`` does. Names come from our table metadata, never from input."""
+    if not any(rows for _, rows in tables.values()):
+        return PackedRows(EMPTY_IMAGE, {})  # an empty database has no image of its own
+    connection = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        connection.execute("BEGIN")
+        counts: dict[str, int] = {}
+        for table, (columns, rows) in tables.items():
+            if not rows:
+                continue
+            names = ", ".join(f'"{c}"' for c in columns)
+            connection.execute(f'CREATE TABLE "{table}" ({names})')
+            marks = ", ".join("?" * len(columns))
+            connection.executemany(f'INSERT INTO "{table}" VALUES ({marks})', rows)  # noqa: S608
+            counts[table] = len(rows)
+        connection.execute("COMMIT")
+        return PackedRows(connection.serialize(), counts)
+    finally:
+        connection.close()

@@ -48,6 +48,7 @@ from sqlalchemy.orm import (
 from sqlalchemy.types import TypeDecorator
 
 from memberlab.core import fastsql
+from memberlab.core.bulkrows import PACKED_SCHEMA
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -207,6 +208,9 @@ def _configure_sqlite(engine: Engine) -> None:
         # (by time, by order id), and with 2 MiB most of them read their page back in.
         # 200,000 purchases: the import's writing CPU 71-84 -> 53-59 us per purchase.
         cursor.execute(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+        # where a bulk import's packed rows are loaded (``bulkio.insert_packed``): attached
+        # now, as it cannot be in a transaction; an empty in-memory database costs nothing
+        cursor.execute(f"ATTACH DATABASE ':memory:' AS {PACKED_SCHEMA}")
         cursor.close()
 
     @event.listens_for(engine, "begin")

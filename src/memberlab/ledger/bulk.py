@@ -34,18 +34,13 @@ import polars as pl
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from memberlab.core.bulkio import among, insert_rows
+from memberlab.core.bulkio import among, insert_packed, insert_rows
 from memberlab.core.db import Database
 from memberlab.core.errors import FieldError, InvalidInput
 from memberlab.core.gcpause import collect_young, collector_paused
 from memberlab.dataio import values
 from memberlab.ledger import store
 from memberlab.ledger.bulk_chunk import (
-    ENTRY_COLUMNS,
-    LOT_COLUMNS,
-    ORDER_COLUMNS,
-    POSTING_COLUMNS,
-    RETURN_COLUMNS,
     ChunkContext,
     ChunkInput,
     ChunkResult,
@@ -65,7 +60,7 @@ from memberlab.ledger.models import (
     TierChange,
 )
 from memberlab.ledger.models import MemberState as MemberStateRow
-from memberlab.ledger.rows import TIER_CHANGE_COLUMNS, Loaded, order_from_json
+from memberlab.ledger.rows import Loaded, order_from_json
 from memberlab.ledger.service import program_at
 from memberlab.members.models import Member
 from memberlab.programs import rules
@@ -634,6 +629,19 @@ _states = MemberStateRow.__table__
 _lots = PointsLot.__table__
 _entries = LedgerEntry.__table__
 _orders = Order.__table__
+# the tables a chunk inserts into, by name (``ChunkRows.inserts``)
+_INSERTED = {
+    table.name: table
+    for table in (
+        _states,
+        _entries,
+        Posting.__table__,
+        _lots,
+        TierChange.__table__,
+        _orders,
+        OrderReturn.__table__,
+    )
+}
 
 
 def _dialect(session: Session) -> str:
@@ -850,11 +858,14 @@ def _apply_here(
 
 def write_chunk(session: Session, tenant_id: int, rows: ChunkRows) -> None:
     """Store a chunk's rows in the session's transaction."""
-    insert_rows(session, _states, rows.state_columns, rows.new_states)
-    insert_rows(session, _entries, ENTRY_COLUMNS, rows.entries)
-    insert_rows(session, Posting.__table__, POSTING_COLUMNS, rows.postings)
-    insert_rows(session, _lots, LOT_COLUMNS, rows.lots)
-    insert_rows(session, TierChange.__table__, TIER_CHANGE_COLUMNS, rows.tier_changes)
+    inserts = rows.inserts()
+    if rows.packed is not None:
+        insert_packed(
+            session, rows.packed, [(_INSERTED[name], columns) for name, columns, _ in inserts]
+        )
+    else:
+        for name, columns, table_rows in inserts:
+            insert_rows(session, _INSERTED[name], columns, table_rows)
     connection = session.connection()
     if rows.lot_updates:
         connection.execute(
@@ -890,7 +901,6 @@ def write_chunk(session: Session, tenant_id: int, rows: ChunkRows) -> None:
             .values({c: bindparam(c) for c in columns}),
             updates,
         )
-    insert_rows(session, _orders, ORDER_COLUMNS, rows.orders)
     if rows.order_records:
         connection.execute(
             _orders.update()
@@ -898,7 +908,6 @@ def write_chunk(session: Session, tenant_id: int, rows: ChunkRows) -> None:
             .values(record=bindparam("b_record", type_=_orders.c.record.type)),
             [{"b_order": order_id, "b_record": record} for order_id, record in rows.order_records],
         )
-    insert_rows(session, OrderReturn.__table__, RETURN_COLUMNS, rows.returns)
 
 
 def as_utc(moment: datetime, timezone: str) -> datetime:

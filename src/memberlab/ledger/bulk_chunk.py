@@ -29,7 +29,15 @@ from typing import Any, NamedTuple
 
 import polars as pl
 
-from memberlab.core.bulkrows import Adapter, CopyText, copy_instant, copy_str, copy_text
+from memberlab.core.bulkrows import (
+    Adapter,
+    CopyText,
+    PackedRows,
+    copy_instant,
+    copy_str,
+    copy_text,
+    pack_rows,
+)
 from memberlab.core.gcpause import collect_young
 from memberlab.ledger import rows as ledger_rows
 from memberlab.programs import rules
@@ -199,6 +207,30 @@ class ChunkRows:
     returns: list[tuple] | CopyText = field(default_factory=list)
     tier_changes: list[tuple] | CopyText = field(default_factory=list)
     member_pks: list[int] = field(default_factory=list)  # every member the chunk changes
+    packed: PackedRows | None = None  # SQLite, from a worker: the inserted tables' rows
+
+    def inserts(self) -> list[tuple[str, tuple[str, ...], list[tuple] | CopyText]]:
+        """The rows to insert, as (table name, columns, rows), in the order of writing."""
+        return [
+            ("member_states", self.state_columns, self.new_states),
+            ("ledger_entries", ENTRY_COLUMNS, self.entries),
+            ("postings", POSTING_COLUMNS, self.postings),
+            ("points_lots", LOT_COLUMNS, self.lots),
+            ("tier_changes", ledger_rows.TIER_CHANGE_COLUMNS, self.tier_changes),
+            ("orders", ORDER_COLUMNS, self.orders),
+            ("order_returns", RETURN_COLUMNS, self.returns),
+        ]
+
+    def pack(self) -> None:
+        """Move the rows to insert into ``packed`` (SQLite's lists of tuples only): what a
+        worker sends back, as one image of bytes (``bulkrows.PackedRows``)."""
+        tables: dict[str, tuple[tuple[str, ...], list[tuple]]] = {}
+        for name, columns, rows in self.inserts():
+            assert not isinstance(rows, CopyText), "COPY text is PostgreSQL's, not packed"
+            tables[name] = (columns, rows)
+        self.packed = pack_rows(tables)
+        self.new_states, self.entries, self.postings, self.lots = [], [], [], []
+        self.tier_changes, self.orders, self.returns = [], [], []
 
 
 @dataclass
@@ -701,4 +733,7 @@ def compute_in_worker(chunk: ChunkInput) -> ChunkResult:
     assert _worker_context is not None, "start_worker was not called"
     # the last chunk's objects were freed with it: this walks little more than the new input
     collect_young()
-    return compute_chunk(_worker_context, chunk)
+    result = compute_chunk(_worker_context, chunk)
+    if _worker_context.dialect == "sqlite":
+        result.rows.pack()
+    return result
