@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from fractions import Fraction
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from memberlab.datasets.demo import sample_program_text
 from memberlab.programs import rules
@@ -84,3 +88,60 @@ def test_scaled_points_equal_the_decimal_reference(name: str) -> None:
             assert {k: rules._as_decimal(v, scale) for k, v in per_rule.items()} == reference[1]
             assert [rules._as_decimal(v, scale) for v in per_line] == reference[2]
     assert rules._compiled(variants(name)[2]).exact_points is None
+
+
+# --- allocate: shares of a total in proportion, exactly -----------------------------------------
+
+
+def largest_remainder(total: int, weights: list) -> list[int]:
+    """The reference, in fractions: floors, then one more to the largest remainders (equal
+    remainders: the first weight first)."""
+    weight_sum = sum(Fraction(w) for w in weights)
+    if weight_sum == 0:
+        return [total] + [0] * (len(weights) - 1) if total else [0] * len(weights)
+    exact = [total * Fraction(w) / weight_sum for w in weights]
+    floors = [math.floor(e) for e in exact]
+    order = sorted(range(len(weights)), key=lambda i: (floors[i] - exact[i], i))
+    for i in order[: total - sum(floors)]:
+        floors[i] += 1
+    return floors
+
+
+whole_weights = st.lists(st.integers(min_value=0, max_value=10**12), min_size=1, max_size=6)
+decimal_weights = st.lists(
+    st.decimals(min_value=0, max_value=10**6, places=4, allow_nan=False), min_size=1, max_size=6
+)
+
+
+@given(total=st.integers(min_value=-(10**9), max_value=10**9), weights=whole_weights)
+def test_allocate_gives_the_largest_remainder_shares_of_whole_weights(
+    total: int, weights: list[int]
+) -> None:
+    shares = rules.allocate(total, weights)
+    assert shares == largest_remainder(total, weights)
+    assert sum(shares) == total
+
+
+@given(total=st.integers(min_value=0, max_value=10**9), weights=decimal_weights)
+def test_allocate_gives_decimal_weights_the_shares_of_the_same_weights_scaled(
+    total: int, weights: list[Decimal]
+) -> None:
+    """As the points rules pass per-rule points: scaled to integers, or as Decimals."""
+    scaled = [int(w.scaleb(4)) for w in weights]
+    assert rules.allocate(total, weights) == rules.allocate(total, scaled)
+    assert rules.allocate(total, weights) == largest_remainder(total, weights)
+
+
+def test_allocate_breaks_equal_remainders_in_favour_of_the_first() -> None:
+    assert rules.allocate(1, [1, 1]) == [1, 0]
+    assert rules.allocate(10, [Decimal(1), Decimal(1), Decimal(1)]) == [4, 3, 3]
+    assert rules.allocate(2, [Decimal("1.5"), 3, Decimal("1.5")]) == [1, 1, 0]
+
+
+def test_allocate_is_exact_beyond_28_digits() -> None:
+    """Decimal division rounds to 28 digits: these shares once summed to 45 less than the
+    total."""
+    total = 807010636748837617260213135188
+    shares = rules.allocate(total, [7, 9])
+    assert shares == largest_remainder(total, [7, 9])
+    assert sum(shares) == total

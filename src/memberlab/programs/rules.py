@@ -420,21 +420,43 @@ def _round(value: Decimal, rounding: Rounding) -> int:
 
 
 def allocate(total: int, weights: list[Decimal] | list[int]) -> list[int]:
-    """Split ``total`` into integers proportional to ``weights`` (largest remainder), exactly."""
-    if not weights:
+    """Split ``total`` into integers proportional to ``weights`` by largest remainder (equal
+    remainders: the first weight first), exactly.
+
+    In integers: ``Decimal`` weights are first scaled to whole numbers, which keeps their
+    proportions; each share is then the floor and the remainder of ``total * w / sum``.
+    (Dividing ``Decimal``s instead rounds each quotient to 28 digits, and was a tenth of a
+    purchase's rules.)"""
+    n = len(weights)
+    if n == 0:
         return []
-    if len(weights) == 1:
+    if n == 1:
         return [total]
-    weight_sum = sum(weights)
+    whole = weights if all(type(w) is int for w in weights) else _whole(weights)
+    weight_sum = sum(whole)
     if weight_sum == 0:
-        return [total] + [0] * (len(weights) - 1) if total else [0] * len(weights)
-    exact = [Decimal(total) * Decimal(w) / Decimal(weight_sum) for w in weights]
-    floors = [int(e.to_integral_value(rounding=ROUND_FLOOR)) for e in exact]
+        return [total] + [0] * (n - 1) if total else [0] * n
+    if weight_sum < 0:  # the same proportions, with a positive divisor for divmod
+        whole, weight_sum = [-w for w in whole], -weight_sum
+    floors: list[int] = []
+    remainders: list[int] = []
+    for w in whole:
+        share, remainder = divmod(total * w, weight_sum)
+        floors.append(share)
+        remainders.append(remainder)
     short = total - sum(floors)
-    order = sorted(range(len(weights)), key=lambda i: (floors[i] - exact[i], i))
-    for i in order[:short]:
-        floors[i] += 1
+    if short:
+        order = sorted(range(n), key=lambda i: (-remainders[i], i))
+        for i in order[:short]:
+            floors[i] += 1
     return floors
+
+
+def _whole(weights: list[Decimal] | list[int]) -> list[int]:
+    """Weights as whole numbers in the same proportions: each times 10**k, k the most
+    decimals among them."""
+    decimals = max(0, *(-Decimal(w).as_tuple().exponent for w in weights))
+    return [int(Fraction(w) * 10**decimals) for w in weights]
 
 
 # --- what is derived from a program once ---------------------------------------------------
@@ -1412,7 +1434,7 @@ def purchase(program: ProgramDefinition, state: MemberState, event: Purchase) ->
         found = _points_scaled(compiled, state, event, paid_by_line, excluded, local_day)
     if found is None:
         found = _points_decimal(program, state, event, paid_by_line, excluded, local_day)
-    rounded, per_rule, per_line, scale = found
+    rounded, per_rule, per_line, _scale = found  # the weights, scaled or not
     points = rounded
     caps = earning.caps
     cap_cuts: list[tuple[str, int]] = []
@@ -1441,9 +1463,7 @@ def purchase(program: ProgramDefinition, state: MemberState, event: Purchase) ->
         shares = [rounded]
     elif rules:
         weights = [per_rule[r] for r in rules]
-        shares = allocate(
-            rounded, weights if scale is None else [_as_decimal(w, scale) for w in weights]
-        )
+        shares = allocate(rounded, weights)  # scaled or not: the same proportions
     else:
         shares = []
     for rule, share in zip(rules, shares, strict=True):
@@ -1455,9 +1475,7 @@ def purchase(program: ProgramDefinition, state: MemberState, event: Purchase) ->
     elif n == 1:
         line_points = [points]
     else:
-        line_points = allocate(
-            points, per_line if scale is None else [_as_decimal(w, scale) for w in per_line]
-        )
+        line_points = allocate(points, per_line)
 
     # bonuses on the order (not capped)
     bonus_points, bonus_code = 0, None
