@@ -154,10 +154,11 @@ def insert_packed(
             if not packed.counts.get(table.name):
                 continue
             names = ", ".join(f'"{c}"' for c in columns)
-            # names come from our own table metadata, never from input
+            # names come from our own table metadata, never from input; in the rows' order,
+            # as executemany would insert them (the ids an autoincrement key gives them)
             sql = (
                 f'INSERT INTO main."{table.name}" ({names}) '  # noqa: S608
-                f'SELECT {names} FROM {PACKED_SCHEMA}."{table.name}"'
+                f'SELECT {names} FROM {PACKED_SCHEMA}."{table.name}" ORDER BY rowid'
             )
             connection.exec_driver_sql(sql)
     finally:
