@@ -289,28 +289,6 @@ def test_packed_rows_of_a_table_not_given_are_refused_before_anything_is_written
     assert written == 0
 
 
-def test_packed_rows_take_the_keys_of_their_order(engine: Engine, backend: str) -> None:
-    """A table with an autoincrement key numbers the rows as ``executemany`` would."""
-    if backend == "postgresql":
-        pytest.skip("packed rows are SQLite's")
-    numbered = Table(
-        "packed_numbered",
-        MetaData(),
-        Column("id", Integer, primary_key=True, autoincrement=True),
-        Column("label", Text),
-    )
-    labels = [f"row {n}" for n in (5, 3, 9, 1, 7)]
-    with engine.connect() as connection:
-        numbered.create(connection)
-        try:
-            made = pack_rows({"packed_numbered": (("label",), [(label,) for label in labels])})
-            insert_packed(Session(connection), made, [(numbered, ("label",))])
-            stored = connection.execute(select(numbered).order_by(numbered.c.id)).all()
-        finally:
-            connection.rollback()
-    assert [tuple(row) for row in stored] == [(i + 1, label) for i, label in enumerate(labels)]
-
-
 def test_packing_leaves_out_tables_without_rows() -> None:
     made = pack_rows({"packed_a": (("id", "label"), []), "packed_b": (("id",), [(1,)])})
     assert made.counts == {"packed_b": 1}

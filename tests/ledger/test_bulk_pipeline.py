@@ -37,6 +37,7 @@ TABLES = {
     "member_states": "tier, available, pending, debt, lifetime_growth, as_of, next_seq",
     "orders": "order_id, points_earned, growth_earned, entry_seq, cast(record as text)",
     "order_returns": "return_id, order_id, entry_seq, points_reversed, growth_reversed",
+    "tier_changes": "at, from_tier, to_tier, reason",
 }
 
 
@@ -101,14 +102,28 @@ def history_file(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_workers_give_the_ledger_of_one_chunk_at_a_time(
-    engine: Engine, tmp_path: Path, backend: str
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    backend: str,
 ) -> None:
     """On SQLite the workers send their rows as database images (``bulkrows.PackedRows``),
     which must store what the rows themselves store."""
     path = history_file(tmp_path)
+    packed: list[int] = []
     if backend == "sqlite":
         engine = create_db_engine(f"sqlite:///{tmp_path / 'pipeline.db'}")
+        request.addfinalizer(engine.dispose)
         migrate.upgrade(engine)
+        insert_packed = bulk.insert_packed
+
+        def counted(session, rows, tables):
+            packed.append(len(rows.counts))
+            insert_packed(session, rows, tables)
+
+        monkeypatch.setattr(bulk, "insert_packed", counted)
+    else:
+        engine = request.getfixturevalue("engine")
     database = Database(engine)
     reports, ledgers = [], []
     for slug, workers in (("seq", 0), ("pipe", 2)):
@@ -136,6 +151,8 @@ def test_workers_give_the_ledger_of_one_chunk_at_a_time(
     assert reports[0][1] == 1  # the order id used twice
     assert ledgers[0] == ledgers[1]
     assert len(ledgers[0]["order_returns"]) == 2  # both returns across chunks applied
+    if backend == "sqlite":
+        assert len(packed) >= 12  # every chunk of the import with workers came packed
 
 
 @pytest.mark.parametrize(

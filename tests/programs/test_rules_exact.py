@@ -107,9 +107,19 @@ def largest_remainder(total: int, weights: list) -> list[int]:
     return floors
 
 
-whole_weights = st.lists(st.integers(min_value=0, max_value=10**12), min_size=1, max_size=6)
+# negative weights too: a multiplier below 1 gives a rule negative extra points
+whole_weights = st.lists(st.integers(min_value=-(10**12), max_value=10**12), min_size=1, max_size=6)
 decimal_weights = st.lists(
     st.decimals(min_value=0, max_value=10**6, places=4, allow_nan=False), min_size=1, max_size=6
+)
+mixed_weights = st.lists(
+    st.one_of(
+        st.integers(min_value=-(10**6), max_value=10**6),
+        st.decimals(min_value=-(10**6), max_value=10**6, allow_nan=False, allow_infinity=False),
+        st.sampled_from([Decimal("1E+3"), Decimal("2.5E-7"), Decimal("-0.000")]),
+    ),
+    min_size=1,
+    max_size=6,
 )
 
 
@@ -130,6 +140,15 @@ def test_allocate_gives_decimal_weights_the_shares_of_the_same_weights_scaled(
     scaled = [int(w.scaleb(4)) for w in weights]
     assert rules.allocate(total, weights) == rules.allocate(total, scaled)
     assert rules.allocate(total, weights) == largest_remainder(total, weights)
+
+
+@given(total=st.integers(min_value=-(10**9), max_value=10**9), weights=mixed_weights)
+def test_allocate_takes_ints_and_decimals_of_any_exponent_together(
+    total: int, weights: list
+) -> None:
+    shares = rules.allocate(total, weights)
+    assert shares == largest_remainder(total, weights)
+    assert sum(shares) == total
 
 
 def test_allocate_breaks_equal_remainders_in_favour_of_the_first() -> None:

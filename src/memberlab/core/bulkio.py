@@ -20,13 +20,13 @@ from sqlalchemy.sql import ColumnElement
 
 from memberlab.core import fastsql
 from memberlab.core.bulkrows import (
-    EMPTY_IMAGE,
     PACKED_SCHEMA,
     Adapter,
     CopyText,
     NotCopyText,
     PackedRows,
     copy_line,
+    empty_image,
 )
 
 if TYPE_CHECKING:  # psycopg is PostgreSQL's driver: not imported for SQLite
@@ -150,6 +150,11 @@ def insert_packed(
         cookie = pooled.info.get(_PACKED_COOKIE, _FIRST_PACKED_COOKIE) + 1
         pooled.info[_PACKED_COOKIE] = cookie
         driver.execute(f"PRAGMA {PACKED_SCHEMA}.schema_version = {cookie}")
+        # SQLite's defensive mode ignores that pragma without a word: then stop, rather
+        # than risk reading one image as another
+        (taken,) = driver.execute(f"PRAGMA {PACKED_SCHEMA}.schema_version").fetchone()
+        if taken != cookie:
+            raise RuntimeError("SQLite ignored PRAGMA schema_version (defensive mode?)")
         for table, columns in tables:
             if not packed.counts.get(table.name):
                 continue
@@ -162,7 +167,7 @@ def insert_packed(
             )
             connection.exec_driver_sql(sql)
     finally:
-        driver.deserialize(EMPTY_IMAGE, name=PACKED_SCHEMA)  # its memory back
+        driver.deserialize(empty_image(), name=PACKED_SCHEMA)  # its memory back
 
 
 _PACKED_COOKIE = "memberlab.packed_cookie"

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from functools import cache
 from typing import Any
 
 import orjson
@@ -143,7 +144,14 @@ def copy_text(
 PACKED_SCHEMA = "packed_rows"
 
 
-def _empty_image() -> bytes:
+# whether this Python's sqlite3 can serialize a database (it can where SQLite has the API,
+# as in every build we know of); without it, workers send their rows as tuples
+CAN_PACK = hasattr(sqlite3.Connection, "serialize")
+
+
+@cache
+def empty_image() -> bytes:
+    """An empty database's image: what ``PACKED_SCHEMA`` holds between two inserts."""
     connection = sqlite3.connect(":memory:")
     try:  # a database with no page yet has no image: make one and leave it empty
         connection.execute("CREATE TABLE t (x)")
@@ -151,10 +159,6 @@ def _empty_image() -> bytes:
         return connection.serialize()
     finally:
         connection.close()
-
-
-# an empty database's image: what ``PACKED_SCHEMA`` holds between two inserts
-EMPTY_IMAGE = _empty_image()
 
 
 @dataclass(frozen=True)
@@ -182,7 +186,7 @@ def pack_rows(tables: Mapping[str, tuple[Sequence[str], list[tuple]]]) -> Packed
     BLOB affinity) and takes the destination column's affinity on the way in, as a value
     bound by ``executemany`` does. Names come from our table metadata, never from input."""
     if not any(rows for _, rows in tables.values()):
-        return PackedRows(EMPTY_IMAGE, {})  # an empty database has no image of its own
+        return PackedRows(empty_image(), {})  # an empty database has no image of its own
     connection = sqlite3.connect(":memory:", isolation_level=None)
     try:
         connection.execute("BEGIN")

@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 import polars as pl
 
 from memberlab.core.bulkrows import (
+    CAN_PACK,
     Adapter,
     CopyText,
     PackedRows,
@@ -226,7 +227,8 @@ class ChunkRows:
         worker sends back, as one image of bytes (``bulkrows.PackedRows``)."""
         tables: dict[str, tuple[tuple[str, ...], list[tuple]]] = {}
         for name, columns, rows in self.inserts():
-            assert not isinstance(rows, CopyText), "COPY text is PostgreSQL's, not packed"
+            if isinstance(rows, CopyText):
+                raise TypeError("COPY text is PostgreSQL's: not packed")
             tables[name] = (columns, rows)
         self.packed = pack_rows(tables)
         self.new_states, self.entries, self.postings, self.lots = [], [], [], []
@@ -734,6 +736,6 @@ def compute_in_worker(chunk: ChunkInput) -> ChunkResult:
     # the last chunk's objects were freed with it: this walks little more than the new input
     collect_young()
     result = compute_chunk(_worker_context, chunk)
-    if _worker_context.dialect == "sqlite":
+    if _worker_context.dialect == "sqlite" and CAN_PACK:
         result.rows.pack()
     return result
