@@ -425,8 +425,8 @@ def allocate(total: int, weights: list[Decimal] | list[int]) -> list[int]:
 
     In integers: ``Decimal`` weights are first scaled to whole numbers, which keeps their
     proportions; each share is then the floor and the remainder of ``total * w / sum``.
-    (Dividing ``Decimal``s instead rounds each quotient to 28 digits, and was a tenth of a
-    purchase's rules.)"""
+    (Dividing ``Decimal``s instead rounds each quotient to 28 digits, and took 4.2 us for
+    two weights against 1.6 us.)"""
     n = len(weights)
     if n == 0:
         return []
