@@ -47,7 +47,7 @@ from sqlalchemy.orm import (
 )
 from sqlalchemy.types import TypeDecorator
 
-from memberlab.core import fastsql
+from memberlab.core import fastsql, jsoncodec
 from memberlab.core.bulkrows import PACKED_SCHEMA
 
 NAMING_CONVENTION = {
@@ -134,6 +134,7 @@ def create_db_engine(url: str, *, pool_size: int = 20, **kwargs: Any) -> Engine:
     peaks. (SQLAlchemy's default of 5 kept, under 8 requests at once per server process,
     opening and closing connections all the time, each a new server process: about 10 ms
     of the server's CPU each.)"""
+    kwargs.setdefault("json_serializer", jsoncodec.dumps)
     if url.startswith("sqlite"):
         # check_same_thread off: the pool hands a connection to one thread at a time, and
         # the API runs sync routes on worker threads.

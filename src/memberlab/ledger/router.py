@@ -7,13 +7,18 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query
-from fastapi.responses import JSONResponse
 
 from memberlab.core.access import Permission
 from memberlab.core.errors import FieldError, InvalidInput
 from memberlab.core.i18n import current_language
 from memberlab.core.tenants import get_tenant
-from memberlab.core.web import PendingWork, RequestContext, requires, requires_in_route
+from memberlab.core.web import (
+    CompactJSONResponse,
+    PendingWork,
+    RequestContext,
+    requires,
+    requires_in_route,
+)
 from memberlab.engagement.jobs import run_jobs as run_engagement_jobs
 from memberlab.ledger import service
 from memberlab.ledger.idempotency import Answer
@@ -62,9 +67,9 @@ def ledger_context(ctx: RequestContext) -> service.LedgerContext:
     )
 
 
-def respond(answer: Answer) -> JSONResponse:
+def respond(answer: Answer) -> CompactJSONResponse:
     headers = {"Idempotent-Replayed": "true"} if answer.replayed else {}
-    return JSONResponse(answer.body, status_code=answer.status_code, headers=headers)
+    return CompactJSONResponse(answer.body, status_code=answer.status_code, headers=headers)
 
 
 def required_key(key: str | None) -> str:
@@ -108,13 +113,13 @@ async def points(
     member_id: str,
     work: Annotated[PendingWork, requires_in_route(Permission.POINTS_READ)],
     entries: Annotated[int, Query(ge=0, le=200)] = 50,
-) -> JSONResponse:
+) -> CompactJSONResponse:
     view = await work.run(
         lambda ctx: service.member_points(ledger_context(ctx), member_id, entries=entries)
     )
     # serialized once here: through response_model FastAPI would dump, validate and dump
     # the 50 entries again (a third of this read's time)
-    return JSONResponse(view.model_dump(mode="json"))
+    return CompactJSONResponse(view.model_dump(mode="json"))
 
 
 @router.get(
