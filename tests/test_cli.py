@@ -12,6 +12,7 @@ Each run happens in a copy of the current context, so ``--lang`` does not leak i
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -21,7 +22,7 @@ import pytest
 from sqlalchemy import func, or_, select
 
 from cli_runner import Cli, running_cli
-from memberlab.core import tenants
+from memberlab.core import listening, tenants
 from memberlab.core.access import Role
 from memberlab.core.app_state import AppState
 from memberlab.core.cli_support import use_state
@@ -626,3 +627,24 @@ def test_demo_has_active_surveys_and_a_backlog_of_follow_up_cases(cli: Cli) -> N
     assert unhappy > 0
     assert cli.count(FollowUpCase, tenant_id) == unhappy
     assert f"{unhappy} follow-up cases open" in again
+
+
+@pytest.mark.skipif(not listening.SPREADS_CONNECTIONS, reason="Linux: workers' own sockets")
+@pytest.mark.parametrize(
+    ("lang", "expected"),
+    [
+        ("en", "Another program is listening on 127.0.0.1:{port}"),
+        ("zh-CN", "已有其他程序在监听 127.0.0.1:{port}"),
+    ],
+)
+def test_serving_on_a_port_in_use_says_so_and_starts_nothing(
+    cli: Cli, lang: str, expected: str
+) -> None:
+    with socket.socket() as other:
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        port = other.getsockname()[1]
+        stderr = cli.fails(
+            "--lang", lang, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"
+        )
+    assert expected.format(port=port) in stderr

@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 from typer.core import TyperGroup
 
 from memberlab.analytics.commands import analyze_app
-from memberlab.core import migrate
+from memberlab.core import listening, migrate
 from memberlab.core.cli_support import (
     actor,
     app_state,
@@ -20,7 +20,7 @@ from memberlab.core.cli_support import (
     say,
 )
 from memberlab.core.commands import db_app, key_app, tenant_app
-from memberlab.core.errors import MemberLabError
+from memberlab.core.errors import Conflict, MemberLabError
 from memberlab.core.i18n import normalise_language, set_language, t
 from memberlab.core.settings import get_settings
 from memberlab.dataio.commands import export_app, import_app
@@ -162,6 +162,7 @@ def serve(
 
 def _serve(host: str | None, port: int | None, workers: int | None = None) -> None:
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     from memberlab.api import create_app
 
@@ -169,6 +170,14 @@ def _serve(host: str | None, port: int | None, workers: int | None = None) -> No
     host = host or settings.host
     port = port or settings.port
     workers = workers or settings.workers
+    # several workers each listen on a socket of their own, which spreads the connections
+    # over them (``core.listening``); where that does not work they share uvicorn's one
+    reserved = None
+    if workers > 1 and listening.SPREADS_CONNECTIONS:
+        try:
+            reserved = listening.listening_socket(host, port)
+        except listening.AddressInUse:
+            raise Conflict("core.serve.address_in_use", address=f"{host}:{port}") from None
     url = f"http://{host}:{port}"
     say("core.demo.serving", url=url)
     say("core.demo.try", url=url)
@@ -177,17 +186,22 @@ def _serve(host: str | None, port: int | None, workers: int | None = None) -> No
         uvicorn.run(app_, host=host, port=port, log_level="warning")
         return
     # several processes: each builds its app from the settings (the environment)
-    uvicorn.run(
-        "memberlab.api:create_served_app",
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level="warning",
+    served = "memberlab.api:create_served_app"
+    options: dict[str, Any] = {
+        "factory": True,
+        "host": host,
+        "port": port,
+        "workers": workers,
+        "log_level": "warning",
         # a worker imports the whole CLI before it answers: give it time on a busy machine
         # (uvicorn's 5 s default restarts slow starters forever)
-        timeout_worker_healthcheck=60,
-    )
+        "timeout_worker_healthcheck": 60,
+    }
+    if reserved is None:
+        uvicorn.run(served, **options)
+        return
+    with reserved:  # what uvicorn.run does with several workers, on our sockets
+        Multiprocess(uvicorn.Config(served, **options), sockets=[reserved]).run()
 
 
 def main() -> None:
