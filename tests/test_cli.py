@@ -633,8 +633,8 @@ def test_demo_has_active_surveys_and_a_backlog_of_follow_up_cases(cli: Cli) -> N
 @pytest.mark.parametrize(
     ("lang", "expected"),
     [
-        ("en", "Another program is listening on 127.0.0.1:{port}"),
-        ("zh-CN", "已有其他程序在监听 127.0.0.1:{port}"),
+        ("en", "127.0.0.1:{port} is in use by another program or another memberlab serve"),
+        ("zh-CN", "127.0.0.1:{port} 已被其他程序或另一个 memberlab serve 占用"),
     ],
 )
 def test_serving_on_a_port_in_use_says_so_and_starts_nothing(
@@ -648,3 +648,9 @@ def test_serving_on_a_port_in_use_says_so_and_starts_nothing(
             "--lang", lang, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"
         )
     assert expected.format(port=port) in stderr
+
+
+@pytest.mark.skipif(not listening.SPREADS_CONNECTIONS, reason="Linux: workers' own sockets")
+def test_serving_on_an_address_this_machine_does_not_have_says_so(cli: Cli) -> None:
+    stderr = cli.fails("--lang", "en", "serve", "--host", "192.0.2.1", "--workers", "2")
+    assert "Cannot listen on 192.0.2.1:8000" in stderr

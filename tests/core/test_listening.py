@@ -9,6 +9,7 @@ import socket
 from multiprocessing.connection import Connection
 
 import pytest
+from uvicorn.config import STARTUP_FAILURE
 
 from memberlab.core import listening
 
@@ -89,3 +90,22 @@ def test_even_when_that_program_shares_its_port() -> None:
         other.listen()
         with pytest.raises(listening.AddressInUse):
             listening.listening_socket("127.0.0.1", other.getsockname()[1])
+
+
+def test_a_second_server_starting_on_the_same_port_is_refused_before_it_listens() -> None:
+    """Until the first server's workers listen, its port looks free to a probe."""
+    with listening.listening_socket("127.0.0.1", 0) as first:
+        port = first.getsockname()[1]
+        with pytest.raises(listening.AddressInUse):
+            listening.listening_socket("127.0.0.1", port)
+        with pytest.raises(listening.AddressInUse):
+            listening.listening_socket("0.0.0.0", port)
+    # closed: the port is free again
+    listening.listening_socket("127.0.0.1", port).close()
+
+
+def test_a_worker_that_cannot_bind_ends_as_a_failed_start_up() -> None:
+    """uvicorn's supervisor stops on that exit code, rather than restarting it for ever."""
+    with pytest.raises(SystemExit) as ended:
+        listening.worker_socket(socket.AF_INET, "192.0.2.1", 8000)  # an address not ours
+    assert ended.value.code == STARTUP_FAILURE

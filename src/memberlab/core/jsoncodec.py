@@ -6,11 +6,14 @@ member's bonus counts, the stored answer): 14.6 µs with the standard library's 
 engine now writes the same compact text. (Reading stays with ``json.loads``: orjson reads
 an integer beyond 64 bits as a float, and telling such texts apart cost more than it saved.)
 
-What orjson does not take (an integer beyond 64 bits, say) goes to the standard library,
-so that nothing the store took before is refused now, and what the standard library
-refused (a datetime, a Decimal, a dataclass) is still refused. One difference remains, for
-a value none of our JSON columns holds: a float NaN or infinity is written as ``null``
-(JSON has no such numbers: PostgreSQL refused the standard library's ``NaN``).
+What orjson does not take (an integer beyond 64 bits, a key other than a string) goes to
+the standard library, so that nothing the store took before is refused now, and what the
+standard library refused (a datetime, a Decimal, a dataclass, a set) is still refused.
+Differences remain for values none of our JSON columns or answers holds: a float NaN or
+infinity is written as ``null`` by orjson (JSON has no such numbers: PostgreSQL refused the
+standard library's ``NaN``, and Starlette's response raised) but as ``NaN`` when the value
+also needs the standard library; and a plain ``Enum`` or a ``UUID`` is written (as its
+value, as its text), where the standard library refused it.
 """
 
 from __future__ import annotations
@@ -20,10 +23,9 @@ from typing import Any
 
 import orjson
 
-# datetimes and dataclasses go to ``default``, which refuses them, as ``json.dumps`` does
-_OPTIONS = (
-    orjson.OPT_NON_STR_KEYS | orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
-)
+# datetimes and dataclasses go to ``default``, which refuses them, as ``json.dumps`` does;
+# keys other than strings make orjson refuse, so the standard library writes them as before
+_OPTIONS = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
 
 
 def _refuse(value: Any) -> Any:

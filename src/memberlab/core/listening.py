@@ -13,6 +13,12 @@ by the system) but never listens on it, so no connection waits on it. uvicorn ha
 sockets to the workers by pickling them; ``ListeningSocket`` pickles as "bind a new socket
 to this address", which each worker then does.
 
+What this gives up, as every server that listens this way does (nginx's ``reuseport``):
+- a worker's share of new connections is fixed, busy or not, so one stuck worker leaves
+  its share waiting, where idle workers used to take them;
+- when a worker stops (a crash, a restart), connections still waiting in its own queue,
+  not yet accepted, are reset, unless Linux moves them (``net.ipv4.tcp_migrate_req=1``).
+
 Only on Linux: elsewhere ``SO_REUSEPORT`` does not spread connections (or does not exist),
 and the workers share one socket as before.
 """
@@ -20,14 +26,19 @@ and the workers share one socket as before.
 from __future__ import annotations
 
 import errno
+import logging
 import socket
 import sys
 
+from uvicorn.config import STARTUP_FAILURE
+
 SPREADS_CONNECTIONS = sys.platform.startswith("linux") and hasattr(socket, "SO_REUSEPORT")
+
+log = logging.getLogger("memberlab.serve")
 
 
 class AddressInUse(OSError):
-    """Another program listens on the address."""
+    """Another program (or another ``memberlab serve``) has the port."""
 
 
 def _bound(family: int, host: str, port: int) -> socket.socket:
@@ -44,27 +55,61 @@ def _bound(family: int, host: str, port: int) -> socket.socket:
 
 
 def worker_socket(family: int, host: str, port: int) -> socket.socket:
-    """A worker's own socket on the shared address (what a ``ListeningSocket`` unpickles to)."""
-    return _bound(family, host, port)
+    """A worker's own socket on the shared address (what a ``ListeningSocket`` unpickles to).
+
+    It is made while the worker starts, before uvicorn runs: if the address has gone (the
+    interface is down), the worker ends as a failed start-up, which stops the supervisor,
+    instead of a crash it would restart for ever."""
+    try:
+        return _bound(family, host, port)
+    except OSError as exc:
+        log.error("cannot listen on %s port %s: %s", host, port, exc)
+        sys.exit(STARTUP_FAILURE)
 
 
 class ListeningSocket(socket.socket):
     """The supervisor's socket: bound to the address, never listened on; pickled (to start
-    a worker) as a new socket of the worker's own on the same address."""
+    a worker) as a new socket of the worker's own on the same address. It also holds the
+    port's lock (``_port_lock``) while it is open."""
+
+    lock: socket.socket | None = None
 
     def __reduce__(self):  # type: ignore[override]
         host, port = self.getsockname()[:2]
         return worker_socket, (self.family, host, port)
 
+    def close(self) -> None:
+        if self.lock is not None:
+            self.lock.close()
+        super().close()
+
+
+def _port_lock(port: int) -> socket.socket:
+    """A lock on ``port`` for this process: a Unix socket of abstract name (freed when the
+    process ends). Until its workers listen, a starting server's port looks free to
+    another one starting, whose workers would then join the same group of sockets and
+    split the connections between two servers."""
+    lock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        lock.bind(f"\0memberlab-serve-port-{port}")
+    except OSError as exc:
+        lock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise AddressInUse(exc.errno, f"port {port} is in use") from None
+        raise
+    return lock
+
 
 def listening_socket(host: str, port: int) -> ListeningSocket:
     """Reserve ``host:port`` (port 0: one the system chooses) for the workers' sockets.
 
-    Refuses an address another program listens on, even one that set ``SO_REUSEPORT``
-    itself: joining it would split the connections between two different servers."""
+    Refuses a port another program listens on, even one that set ``SO_REUSEPORT`` itself,
+    or another ``memberlab serve`` has: joining them would split the connections between
+    two different servers. Other errors (no such address, a port below 1024) are raised
+    as they are."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     probe = socket.socket(family, socket.SOCK_STREAM)
-    try:  # without SO_REUSEPORT this fails on any socket bound there, ours or not
+    try:  # without SO_REUSEPORT this fails on any socket listening there, ours or not
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         probe.bind((host, port))
         port = probe.getsockname()[1]
@@ -74,7 +119,13 @@ def listening_socket(host: str, port: int) -> ListeningSocket:
         raise
     finally:
         probe.close()
-    bound = _bound(family, host, port)
+    lock = _port_lock(port)
+    try:
+        bound = _bound(family, host, port)
+    except BaseException:
+        lock.close()
+        raise
     reserved = ListeningSocket(family, socket.SOCK_STREAM, fileno=bound.detach())
     reserved.set_inheritable(True)
+    reserved.lock = lock
     return reserved
