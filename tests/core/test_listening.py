@@ -6,11 +6,11 @@ from __future__ import annotations
 import multiprocessing
 import os
 import socket
-from multiprocessing.connection import Connection
 
 import pytest
 from uvicorn.config import STARTUP_FAILURE
 
+from listening_worker import accept_until_told
 from memberlab.core import listening
 
 pytestmark = pytest.mark.skipif(
@@ -18,21 +18,6 @@ pytestmark = pytest.mark.skipif(
 )
 
 CONNECTIONS = 32
-
-
-def _worker(sock: socket.socket, ready: Connection, stop: Connection) -> None:
-    """What a uvicorn worker does with the socket it is handed: listen, accept, count."""
-    sock.listen(64)
-    ready.send((sock.getsockname()[1], os.fstat(sock.fileno()).st_ino))
-    accepted = []
-    stop.recv()  # the clients are connected: what they opened waits to be accepted
-    sock.settimeout(0.5)
-    while True:
-        try:
-            accepted.append(sock.accept()[0])
-        except TimeoutError:
-            break
-    stop.send(len(accepted))
 
 
 def test_workers_handed_the_socket_share_the_connections_opened_together() -> None:
@@ -43,7 +28,7 @@ def test_workers_handed_the_socket_share_the_connections_opened_together() -> No
     for _ in range(2):
         ready_here, ready_there = spawn.Pipe()
         stop_here, stop_there = spawn.Pipe()
-        process = spawn.Process(target=_worker, args=(reserved, ready_there, stop_there))
+        process = spawn.Process(target=accept_until_told, args=(reserved, ready_there, stop_there))
         process.start()
         workers.append((process, ready_here, stop_here))
     try:
