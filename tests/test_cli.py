@@ -22,7 +22,7 @@ import pytest
 from sqlalchemy import func, or_, select
 
 from cli_runner import Cli, running_cli
-from memberlab.core import listening, tenants
+from memberlab.core import tenants
 from memberlab.core.access import Role
 from memberlab.core.app_state import AppState
 from memberlab.core.cli_support import use_state
@@ -629,7 +629,7 @@ def test_demo_has_active_surveys_and_a_backlog_of_follow_up_cases(cli: Cli) -> N
     assert f"{unhappy} follow-up cases open" in again
 
 
-@pytest.mark.skipif(not listening.SPREADS_CONNECTIONS, reason="Linux: workers' own sockets")
+@pytest.mark.parametrize("workers", ["1", "2"])
 @pytest.mark.parametrize(
     ("lang", "expected"),
     [
@@ -638,19 +638,27 @@ def test_demo_has_active_surveys_and_a_backlog_of_follow_up_cases(cli: Cli) -> N
     ],
 )
 def test_serving_on_a_port_in_use_says_so_and_starts_nothing(
-    cli: Cli, lang: str, expected: str
+    cli: Cli, lang: str, expected: str, workers: str
 ) -> None:
     with socket.socket() as other:
         other.bind(("127.0.0.1", 0))
         other.listen()
         port = other.getsockname()[1]
         stderr = cli.fails(
-            "--lang", lang, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "2"
+            "--lang",
+            lang,
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            workers,
         )
     assert expected.format(port=port) in stderr
 
 
-@pytest.mark.skipif(not listening.SPREADS_CONNECTIONS, reason="Linux: workers' own sockets")
-def test_serving_on_an_address_this_machine_does_not_have_says_so(cli: Cli) -> None:
-    stderr = cli.fails("--lang", "en", "serve", "--host", "192.0.2.1", "--workers", "2")
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serving_on_an_address_this_machine_does_not_have_says_so(cli: Cli, workers: str) -> None:
+    stderr = cli.fails("--lang", "en", "serve", "--host", "192.0.2.1", "--workers", workers)
     assert "Cannot listen on 192.0.2.1:8000" in stderr

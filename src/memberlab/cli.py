@@ -173,15 +173,17 @@ def _serve(host: str | None, port: int | None, workers: int | None = None) -> No
     # several workers each listen on a socket of their own, which spreads the connections
     # over them (``core.listening``); where that does not work they share uvicorn's one
     reserved = None
-    if workers > 1 and listening.SPREADS_CONNECTIONS:
-        address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        try:
+    address = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        if workers > 1 and listening.SPREADS_CONNECTIONS:
             reserved = listening.listening_socket(host, port)
-        except listening.AddressInUse:
-            raise Conflict("core.serve.address_in_use", address=address) from None
-        except OSError as exc:  # no such address here, a port below 1024, ...
-            raise Conflict("core.serve.cannot_listen", address=address, reason=exc) from None
-        port = reserved.getsockname()[1]  # the one the system chose, for port 0
+            port = reserved.getsockname()[1]  # the one the system chose, for port 0
+        else:  # uvicorn binds the socket; a port in use is said here, in the user's language
+            listening.free_port(host, port)
+    except listening.AddressInUse:
+        raise Conflict("core.serve.address_in_use", address=address) from None
+    except OSError as exc:  # no such address here, a port below 1024, ...
+        raise Conflict("core.serve.cannot_listen", address=address, reason=exc) from None
     url = f"http://{host}:{port}"
     say("core.demo.serving", url=url)
     say("core.demo.try", url=url)

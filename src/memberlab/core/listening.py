@@ -100,6 +100,29 @@ def _port_lock(port: int) -> socket.socket:
     return lock
 
 
+def _family(host: str) -> int:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def free_port(host: str, port: int) -> int:
+    """``port`` (or, for 0, one the system chooses) if a server could listen on it at
+    ``host``; ``AddressInUse`` if a program listens there, other ``OSError`` as they come.
+
+    Also for one process serving on a socket uvicorn binds: its own error is a log line in
+    English."""
+    probe = socket.socket(_family(host), socket.SOCK_STREAM)
+    try:  # without SO_REUSEPORT this fails on any socket listening there, ours or not
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        probe.bind((host, port))
+        return probe.getsockname()[1]
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise AddressInUse(exc.errno, f"{host}:{port} is in use") from None
+        raise
+    finally:
+        probe.close()
+
+
 def listening_socket(host: str, port: int) -> ListeningSocket:
     """Reserve ``host:port`` (port 0: one the system chooses) for the workers' sockets.
 
@@ -107,18 +130,8 @@ def listening_socket(host: str, port: int) -> ListeningSocket:
     or another ``memberlab serve`` has: joining them would split the connections between
     two different servers. Other errors (no such address, a port below 1024) are raised
     as they are."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    probe = socket.socket(family, socket.SOCK_STREAM)
-    try:  # without SO_REUSEPORT this fails on any socket listening there, ours or not
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        probe.bind((host, port))
-        port = probe.getsockname()[1]
-    except OSError as exc:
-        if exc.errno == errno.EADDRINUSE:
-            raise AddressInUse(exc.errno, f"{host}:{port} is in use") from None
-        raise
-    finally:
-        probe.close()
+    family = _family(host)
+    port = free_port(host, port)
     lock = _port_lock(port)
     try:
         bound = _bound(family, host, port)
