@@ -6,7 +6,6 @@ from __future__ import annotations
 import http.client
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,12 +16,6 @@ import pytest
 from memberlab.core import listening
 
 CONNECTIONS = 16
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def worker_pids(server: subprocess.Popen) -> set[int]:
@@ -55,7 +48,7 @@ def sockets_on(port: int, pids: set[int], state: str) -> dict[int, int]:
 
 @pytest.mark.skipif(not listening.SPREADS_CONNECTIONS, reason="Linux: workers' own sockets")
 def test_two_workers_both_answer_connections_opened_together(tmp_path: Path) -> None:
-    port = free_port()
+    port = listening.free_port("127.0.0.1", 0)
     environment = {
         **os.environ,
         "MEMBERLAB_DATABASE_URL": f"sqlite:///{tmp_path / 'served.db'}",

@@ -179,7 +179,7 @@ def _serve(host: str | None, port: int | None, workers: int | None = None) -> No
             reserved = listening.listening_socket(host, port)
             port = reserved.getsockname()[1]  # the one the system chose, for port 0
         else:  # uvicorn binds the socket; a port in use is said here, in the user's language
-            listening.free_port(host, port)
+            port = listening.free_port(host, port)  # and port 0 becomes the one uvicorn gets
     except listening.AddressInUse:
         raise Conflict("core.serve.address_in_use", address=address) from None
     except OSError as exc:  # no such address here, a port below 1024, ...
