@@ -19,6 +19,7 @@ from sqlalchemy import (
     Date,
     DateTime,
     Engine,
+    ForeignKey,
     Integer,
     MetaData,
     Numeric,
@@ -30,6 +31,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from memberlab.core import bulkio
@@ -294,3 +296,92 @@ def test_packing_leaves_out_tables_without_rows() -> None:
     assert made.counts == {"packed_b": 1}
     nothing = pack_rows({"packed_a": (("id", "label"), [])})
     assert nothing.counts == {}
+
+
+# --- key checks skipped: rows whose keys the caller has made sure of ----------------------------
+
+parents = Table("kc_parents", MetaData(), Column("id", Integer, primary_key=True))
+children = Table(
+    "kc_children",
+    parents.metadata,
+    Column("id", Integer, primary_key=True),
+    Column("parent_id", Integer, ForeignKey("kc_parents.id")),
+)
+
+
+def role_setting(connection) -> str:
+    return connection.exec_driver_sql("SHOW session_replication_role").scalar()
+
+
+def test_key_checks_are_skipped_inside_the_block_only(engine: Engine, backend: str) -> None:
+    with engine.connect() as connection:
+        parents.metadata.create_all(connection)
+        try:
+            connection.execute(insert(parents), [{"id": 1}])
+            may = bulkio.may_skip_key_checks(connection)
+            with bulkio.key_checks_skipped(connection):
+                inside = role_setting(connection) if backend == "postgresql" else None
+                # a child of a parent that is not there: only a key check would refuse it
+                savepoint = connection.begin_nested()
+                try:
+                    connection.execute(insert(children), [{"id": 1, "parent_id": 99}])
+                    orphan_refused = False
+                except IntegrityError:
+                    orphan_refused = True
+                savepoint.rollback()
+            after = role_setting(connection) if backend == "postgresql" else None
+            with pytest.raises(IntegrityError):  # checked again after the block
+                connection.execute(insert(children), [{"id": 2, "parent_id": 98}])
+        finally:
+            connection.rollback()
+
+    if backend == "postgresql":  # the tests' role is the server's superuser
+        assert may
+        assert (inside, after) == ("replica", "origin")
+        assert not orphan_refused
+    else:
+        assert not may
+        assert orphan_refused
+
+
+def test_key_checks_stay_when_not_asked_or_the_role_may_not(engine: Engine, backend: str) -> None:
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL's session_replication_role")
+    with engine.connect() as connection:
+        parents.metadata.create_all(connection)
+        try:
+            with bulkio.key_checks_skipped(connection, skip=False):
+                not_asked = role_setting(connection)
+            # a role of no privilege (made here, gone with the rollback)
+            connection.exec_driver_sql("CREATE ROLE memberlab_kc_plain NOLOGIN")
+            connection.exec_driver_sql("SET LOCAL ROLE memberlab_kc_plain")
+            may = bulkio.may_skip_key_checks(connection)
+            with bulkio.key_checks_skipped(connection):
+                plain_role = role_setting(connection)
+        finally:
+            connection.rollback()
+
+    assert not_asked == "origin"
+    assert not may
+    assert plain_role == "origin"
+
+
+def test_a_failure_inside_the_block_leaves_the_checks_on_after_the_rollback(
+    engine: Engine, backend: str
+) -> None:
+    if backend != "postgresql":
+        pytest.skip("PostgreSQL's session_replication_role")
+    with engine.connect() as connection:
+        parents.metadata.create_all(connection)
+        connection.commit()
+        try:
+            with pytest.raises(IntegrityError), bulkio.key_checks_skipped(connection):
+                connection.execute(insert(parents), [{"id": 5}, {"id": 5}])
+            connection.rollback()
+            setting = role_setting(connection)
+        finally:
+            connection.rollback()
+            parents.metadata.drop_all(connection)
+            connection.commit()
+
+    assert setting == "origin"

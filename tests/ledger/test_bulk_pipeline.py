@@ -157,6 +157,100 @@ def test_workers_give_the_ledger_of_one_chunk_at_a_time(
         assert packed.count(0) == 12
 
 
+@pytest.mark.parametrize("workers", [0, 2])
+def test_postgresql_writes_a_chunk_without_the_key_checks_its_members_lock_makes_sure_of(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, workers: int
+) -> None:
+    """Every row a chunk writes has its member as its only key, and the members are locked
+    before it writes: the per-row checks of those keys are off while it does (the tests'
+    role may turn them off), and on again after."""
+    database = Database(engine)
+    tenant_id = tenant(database, f"unchecked-{workers}")
+    settings: list[str] = []
+    insert_rows = bulk.insert_rows
+
+    def recording(session, table, columns, rows):
+        show = "SHOW session_replication_role"
+        settings.append(session.connection().exec_driver_sql(show).scalar())
+        return insert_rows(session, table, columns, rows)
+
+    monkeypatch.setattr(bulk, "insert_rows", recording)
+    report = bulk.import_transactions(
+        database,
+        tenant_id=tenant_id,
+        path=history_file(tmp_path),
+        now=NOW,
+        chunk_members=2,
+        workers=workers,
+    )
+    assert report.applied == 49
+    assert len(settings) == 6 * 7  # each chunk's seven tables
+    assert set(settings) == {"replica"}
+    with database.engine.connect() as connection:
+        assert connection.exec_driver_sql("SHOW session_replication_role").scalar() == "origin"
+
+
+def test_the_tables_written_without_checks_have_no_trigger_or_rule_it_would_skip(
+    engine: Engine,
+) -> None:
+    """``session_replication_role = replica`` turns ordinary triggers and rules off too: a
+    trigger added to one of these tables must be one that fires ``ALWAYS``, or the import
+    must stop skipping the checks."""
+    written = list(bulk.ChunkRows().inserts())
+    names = [name for name, _, _ in written]
+    with engine.connect() as connection:
+        triggers = connection.execute(
+            text(
+                "select tgrelid::regclass::text, tgname from pg_trigger "
+                "where not tgisinternal and tgenabled <> 'A' "
+                "and tgrelid::regclass::text = any(:names)"
+            ),
+            {"names": names},
+        ).all()
+        rules = connection.execute(
+            text("select tablename, rulename from pg_rules where tablename = any(:names)"),
+            {"names": names},
+        ).all()
+        foreign_keys = connection.execute(
+            text(
+                "select conrelid::regclass::text, pg_get_constraintdef(oid) from pg_constraint "
+                "where contype = 'f' and conrelid::regclass::text = any(:names)"
+            ),
+            {"names": names},
+        ).all()
+    assert len(names) == 7
+    assert triggers == []
+    assert rules == []
+    # and their only keys are to their members, which the import locks
+    assert sorted(table for table, _ in foreign_keys) == sorted(names)
+    assert {definition for _, definition in foreign_keys} == {
+        "FOREIGN KEY (tenant_id, member_pk) REFERENCES members(tenant_id, id) ON DELETE RESTRICT"
+    }
+
+
+def test_the_members_lock_says_whether_every_member_is_there_and_the_tenants(
+    engine: Engine, tmp_path: Path
+) -> None:
+    database = Database(engine)
+    mine, other = tenant(database, "lock-mine"), tenant(database, "lock-other")
+    for tenant_id in (mine, other):
+        bulk.import_transactions(
+            database, tenant_id=tenant_id, path=history_file(tmp_path), now=NOW, workers=0
+        )
+    with database.session(tenant_id=mine) as session:
+        pks = {
+            tenant_id: sorted(
+                session.connection()
+                .execute(text("select id from members where tenant_id = :t"), {"t": tenant_id})
+                .scalars()
+            )
+            for tenant_id in (mine, other)
+        }
+        assert bulk._lock_members(session, mine, pks[mine])
+        assert not bulk._lock_members(session, mine, [*pks[mine], max(pks[other]) + 1000])
+        assert not bulk._lock_members(session, mine, [pks[mine][0], pks[other][0]])
+
+
 @pytest.mark.parametrize(
     ("backend", "workers", "commit_min_events", "commit_max_seconds", "committed"),
     [

@@ -34,7 +34,7 @@ import polars as pl
 from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
-from memberlab.core.bulkio import among, insert_packed, insert_rows
+from memberlab.core.bulkio import among, insert_packed, insert_rows, key_checks_skipped
 from memberlab.core.db import Database
 from memberlab.core.errors import FieldError, InvalidInput
 from memberlab.core.gcpause import collect_young, collector_paused
@@ -531,11 +531,11 @@ def _apply_in_workers(
             group.commit()  # not waiting with the write lock (SQLite) or row locks held
         result = item.future.result()
         session = group.session
-        _lock_members(session, item.pks)
+        locked = _lock_members(session, tenant_id, item.pks)
         if _state_rows(session, tenant_id, item.pks) != item.snapshot:
             _apply_here(session, context, item.chunk, report)  # read again, locked
         else:
-            write_chunk(session, tenant_id, result.rows)
+            write_chunk(session, tenant_id, result.rows, members_locked=locked)
             _count(report, result)
         size, events = item.size, item.chunk.height
         del item, result  # the chunk's rows, freed before the collector walks what is young
@@ -555,7 +555,7 @@ def _apply_in_workers(
                 keys = _ChunkKeys.of(chunk)
                 while any(keys.depends_on(item.keys) for item in pending):
                     write_oldest()
-                chunk_input, snapshot = _prepare(
+                chunk_input, snapshot, _ = _prepare(
                     group.session, context, chunk, report, lock=False, keys=keys
                 )
                 future = pool.submit(compute_in_worker, chunk_input)
@@ -659,16 +659,19 @@ def _known(session: Session, tenant_id: int, chunk: pl.DataFrame) -> dict[str, M
     }
 
 
-def _lock_members(session: Session, pks: list[int]) -> None:
+def _lock_members(session: Session, tenant_id: int, pks: list[int]) -> bool:
     """PostgreSQL: lock the members' rows, as the live ledger does (SQLite's BEGIN IMMEDIATE
-    already holds the database)."""
-    if pks and _dialect(session) == "postgresql":
-        session.connection().execute(
-            select(_members.c.id)
-            .where(among(_members.c.id, pks, "postgresql"))
-            .order_by(_members.c.id)
-            .with_for_update()
-        )
+    already holds the database). Whether every one of them is there, the tenant's, and now
+    locked: what a key to the member, (tenant, member), would check."""
+    if not pks or _dialect(session) != "postgresql":
+        return True
+    locked = session.connection().execute(
+        select(_members.c.id)
+        .where(_members.c.tenant_id == tenant_id, among(_members.c.id, pks, "postgresql"))
+        .order_by(_members.c.id)
+        .with_for_update()
+    )
+    return len(locked.all()) == len(pks)
 
 
 def _state_rows(session: Session, tenant_id: int, pks: list[int]) -> dict[int, tuple]:
@@ -688,9 +691,10 @@ def _prepare(
     *,
     lock: bool,
     keys: _ChunkKeys | None = None,
-) -> tuple[ChunkInput, dict[int, tuple]]:
+) -> tuple[ChunkInput, dict[int, tuple], bool]:
     """What the database holds of the chunk's members (enrolling the new ones, if the program
-    says so), and their state rows as read (to check, before writing, that none changed)."""
+    says so), their state rows as read (to check, before writing, that none changed), and
+    whether all of them are locked (``lock``: read with their rows locked)."""
     tenant_id, program = context.tenant_id, context.program
     keys = keys or _ChunkKeys.of(chunk)
     known = _known(session, tenant_id, chunk)
@@ -733,8 +737,7 @@ def _prepare(
         )
         report.members_enrolled += len(new_members)
     pks = sorted(info.pk for info in known.values())
-    if lock:
-        _lock_members(session, pks)
+    locked = _lock_members(session, tenant_id, pks) if lock else False
     connection, dialect = session.connection(), _dialect(session)
     seen_orders: set[str] = set()
     if keys.orders:
@@ -768,7 +771,7 @@ def _prepare(
     snapshot = _state_rows(session, tenant_id, pks)
     states = _load_states(session, context, known, snapshot)
     chunk_input = ChunkInput(chunk, known, states, seen_orders, seen_returns, stored_orders)
-    return chunk_input, snapshot
+    return chunk_input, snapshot, locked
 
 
 def _utc(moment: datetime) -> datetime:
@@ -850,23 +853,32 @@ def _apply_here(
 ) -> None:
     """Read (locking the members), work out and write one chunk, in this process and in the
     session's transaction."""
-    chunk_input, _ = _prepare(session, context, chunk, report, lock=True)
+    chunk_input, _, locked = _prepare(session, context, chunk, report, lock=True)
     result = compute_chunk(context, chunk_input)
-    write_chunk(session, context.tenant_id, result.rows)
+    write_chunk(session, context.tenant_id, result.rows, members_locked=locked)
     _count(report, result)
 
 
-def write_chunk(session: Session, tenant_id: int, rows: ChunkRows) -> None:
-    """Store a chunk's rows in the session's transaction."""
+def write_chunk(
+    session: Session, tenant_id: int, rows: ChunkRows, *, members_locked: bool = False
+) -> None:
+    """Store a chunk's rows in the session's transaction.
+
+    ``members_locked``: every member of the chunk is locked in this transaction
+    (``_lock_members``). Each row written belongs to one of them, and its only key is its
+    member (``MemberOwned``), so PostgreSQL's per-row key checks, a third of its CPU in an
+    import, would find what the lock holds: they are skipped where the role may
+    (``bulkio.key_checks_skipped``)."""
     inserts = rows.inserts()
+    connection = session.connection()
     if rows.packed is not None:
         insert_packed(
             session, rows.packed, [(_INSERTED[name], columns) for name, columns, _ in inserts]
         )
     else:
-        for name, columns, table_rows in inserts:
-            insert_rows(session, _INSERTED[name], columns, table_rows)
-    connection = session.connection()
+        with key_checks_skipped(connection, skip=members_locked):
+            for name, columns, table_rows in inserts:
+                insert_rows(session, _INSERTED[name], columns, table_rows)
     if rows.lot_updates:
         connection.execute(
             _lots.update()
