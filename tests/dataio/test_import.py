@@ -29,6 +29,7 @@ from memberlab.experience.models import SurveyResponse
 from memberlab.ledger import service as ledger_service
 from memberlab.ledger.models import ImportRun, LedgerEntry, Order, OrderReturn
 from memberlab.ledger.models import MemberState as MemberStateRow
+from memberlab.ledger.rows import order_from_json, order_head
 from memberlab.members import service as member_service
 from memberlab.members.models import Member
 from memberlab.members.schemas import Member as MemberView
@@ -744,14 +745,15 @@ def test_sales_from_parquet_keep_their_types(tea: Tenant, files: Files) -> None:
             .join(Member, Member.id == Order.member_pk)
             .order_by(Order.order_id)
         ).all()
-        lines = session.scalar(select(Order.record).where(Order.order_id == "P1"))
+        first = session.scalar(select(Order).where(Order.order_id == "P1"))
+        assert first is not None
+        lines = order_from_json(first.record, order_head(first)).lines
     assert [tuple(o) for o in orders] == [
         ("P1", "1001", datetime(2026, 1, 5, 4, 30, tzinfo=UTC), 30 + 1999),
         ("P2", "1002", datetime(2026, 1, 5, 20, 30, tzinfo=UTC), 330),
         ("P3", "1003", datetime(2026, 1, 7, 4, 30, tzinfo=UTC), 1000),
     ]
-    assert lines is not None
-    assert [line["quantity"] for line in lines["lines"]] == [1, 2]
+    assert [line.quantity for line in lines] == [1, 2]
 
 
 # --- survey responses --------------------------------------------------------------------------

@@ -6,11 +6,10 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-import orjson
 import polars as pl
 import pytest
 
-from memberlab.core.bulkrows import Adapter, CopyText, copy_text
+from memberlab.core.bulkrows import CopyText, copy_text
 from memberlab.datasets.demo import SAMPLE_PROGRAMS, sample_program_text
 from memberlab.ledger import bulk_chunk
 from memberlab.ledger.bulk_chunk import (
@@ -22,7 +21,7 @@ from memberlab.ledger.bulk_chunk import (
     compute_chunk,
     group_events,
 )
-from memberlab.ledger.rows import Loaded, order_from_json, order_to_json
+from memberlab.ledger.rows import Loaded
 from memberlab.programs import rules
 from memberlab.programs.validation import parse_program_text
 
@@ -59,29 +58,6 @@ def test_times_reach_the_rules_as_utc_instants_whatever_the_columns_zone() -> No
     first = member.events[0][2].occurred_at
     assert first == datetime(2025, 3, 1, 10, 0, tzinfo=UTC)
     assert first.hour == 18
-
-
-def test_an_orders_record_is_written_as_the_live_ledger_writes_it() -> None:
-    """The live ledger stores ``order_to_json``'s dict; the bulk path writes the dataclass
-    with orjson: the same JSON, read back as the same record."""
-    record = rules.OrderRecord(
-        order_id="O1",
-        occurred_at=datetime(2025, 1, 2, 3, 4, 5, 678, tzinfo=UTC),
-        channel="app",
-        store=None,
-        amount_paid=9900,
-        gross=10000,
-        points_used=100,
-        lines=[rules.LineRecord("tea", "tea", 2, 10000, 9900, 99, 99, returned_quantity=1)],
-        lot_seq=3,
-        points=99,
-        bonus_points=0,
-        bonus_code=None,
-        growth_order=5,
-    )
-    written = Adapter("sqlite").js(record)
-    assert written == orjson.dumps(order_to_json(record)).decode()
-    assert order_from_json(orjson.loads(written)) == record
 
 
 @pytest.mark.parametrize("program_name", SAMPLE_PROGRAMS)

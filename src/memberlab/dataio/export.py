@@ -22,7 +22,9 @@ from memberlab.experience.models import SurveyResponse
 from memberlab.ledger.liability import liability
 from memberlab.ledger.models import LedgerEntry, Order, OrderReturn
 from memberlab.ledger.models import MemberState as MemberStateRow
+from memberlab.ledger.rows import order_from_json, order_head
 from memberlab.members.models import Member
+from memberlab.programs.rules import OrderRecord
 from memberlab.retail.models import Product, Store
 
 FORMATS = ("csv", "xlsx", "parquet")
@@ -191,33 +193,35 @@ def transactions_frame(session: Session) -> pl.DataFrame:
     """Every stored purchase line and return line, in the columns of the transactions import."""
     members = dict(session.execute(select(Member.id, Member.member_id)).all())  # type: ignore[arg-type]
     records: list[dict[str, Any]] = []
-    orders: dict[str, dict[str, Any]] = {}
+    orders: dict[str, OrderRecord] = {}
     for order in session.scalars(select(Order).order_by(Order.member_pk, Order.occurred_at)):
-        orders[order.order_id] = order.record
-        for index, line in enumerate(order.record["lines"]):
+        record = orders[order.order_id] = order_from_json(order.record, order_head(order))
+        for index, line in enumerate(record.lines):
             records.append(
                 {
                     "kind": "purchase", "order_id": order.order_id, "return_id": None,
                     "member_id": members[order.member_pk], "occurred_at": order.occurred_at,
-                    "channel": order.channel, "store": order.store, "sku": line["sku"],
-                    "category": line["category"], "quantity": line["quantity"],
-                    "amount": _yuan(line["amount"]),
+                    "channel": order.channel, "store": order.store, "sku": line.sku,
+                    "category": line.category, "quantity": line.quantity,
+                    "amount": _yuan(line.amount),
                     "points_used": order.points_used if index == 0 else 0,
                 }
             )  # fmt: skip
     for item in session.scalars(select(OrderReturn).order_by(OrderReturn.occurred_at)):
-        record = orders.get(item.order_id) or {}
-        lines = record.get("lines", [])
+        stored = orders.get(item.order_id)
+        lines = stored.lines if stored else []
         for returned in item.lines:
-            line = lines[returned["line"]] if returned["line"] < len(lines) else {}
+            line = lines[returned["line"]] if returned["line"] < len(lines) else None
             quantity = returned["quantity"]
-            amount = line["amount"] * quantity // line["quantity"] if line.get("quantity") else None
+            amount = line.amount * quantity // line.quantity if line and line.quantity else None
             records.append(
                 {
                     "kind": "return", "order_id": item.order_id, "return_id": item.return_id,
                     "member_id": members[item.member_pk], "occurred_at": item.occurred_at,
-                    "channel": record.get("channel"), "store": record.get("store"),
-                    "sku": line.get("sku"), "category": line.get("category"),
+                    "channel": stored.channel if stored else None,
+                    "store": stored.store if stored else None,
+                    "sku": line.sku if line else None,
+                    "category": line.category if line else None,
                     "quantity": quantity, "amount": _yuan(amount), "points_used": 0,
                 }
             )  # fmt: skip

@@ -60,7 +60,7 @@ from memberlab.ledger.models import (
     TierChange,
 )
 from memberlab.ledger.models import MemberState as MemberStateRow
-from memberlab.ledger.rows import Loaded, order_from_json
+from memberlab.ledger.rows import ORDER_HEAD, Loaded, order_from_json
 from memberlab.ledger.service import program_at
 from memberlab.members.models import Member
 from memberlab.programs import rules
@@ -762,11 +762,12 @@ def _prepare(
         )
     stored_orders: dict[str, rules.OrderRecord] = {}
     if keys.referenced:
-        query = select(_orders.c.order_id, _orders.c.record).where(
+        head = [_orders.c[name] for name in ORDER_HEAD]
+        query = select(*head, _orders.c.record).where(
             _orders.c.tenant_id == tenant_id, among(_orders.c.order_id, keys.referenced, dialect)
         )
         stored_orders = {
-            order_id: order_from_json(record) for order_id, record in connection.execute(query)
+            row[0]: order_from_json(row[-1], row[:-1]) for row in connection.execute(query)
         }
     snapshot = _state_rows(session, tenant_id, pks)
     states = _load_states(session, context, known, snapshot)

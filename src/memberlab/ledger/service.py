@@ -27,7 +27,7 @@ from memberlab.ledger import store
 from memberlab.ledger.idempotency import Answer, replay_or_run
 from memberlab.ledger.models import LedgerEntry, Order, OrderReturn, PointsLot, TierChange
 from memberlab.ledger.models import MemberState as MemberStateRow
-from memberlab.ledger.rows import Loaded, order_from_json, order_to_json, tier_changes
+from memberlab.ledger.rows import Loaded, order_from_json, order_head, order_to_json, tier_changes
 from memberlab.ledger.schemas import (
     AdjustmentCreate,
     Balances,
@@ -438,7 +438,7 @@ def _return(ctx: LedgerContext, body: ReturnCreate) -> ReturnResult:
     member = ctx.session.get(Member, order_row.member_pk)
     assert member is not None
     work = open_member(ctx, member, at)
-    record = order_from_json(order_row.record)
+    record = order_from_json(order_row.record, order_head(order_row))
     lines = _return_lines(body, record)
     tier_before = work.state.tier
     refunded_before = record.points_refunded
