@@ -40,6 +40,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from memberlab.core.money import minor_digits
+from memberlab.core.records import frozen
 from memberlab.programs.schema import (
     Basis,
     Bonus,
@@ -181,7 +182,7 @@ def new_member_state(
 # --- events and effects --------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@frozen
 class PurchaseLine:
     sku: str
     category: str
@@ -189,7 +190,7 @@ class PurchaseLine:
     amount: int  # minor units, after line-level discounts
 
 
-@dataclass(frozen=True)
+@frozen
 class Purchase:
     order_id: str
     occurred_at: datetime
@@ -251,13 +252,13 @@ class OrderRecord:
         return all(line.returned_quantity >= line.quantity for line in self.lines)
 
 
-@dataclass(frozen=True)
+@frozen
 class ReturnLine:
     line: int  # index of the order line
     quantity: int
 
 
-@dataclass(frozen=True)
+@frozen
 class Return:
     return_id: str
     order_id: str
@@ -265,7 +266,7 @@ class Return:
     lines: tuple[ReturnLine, ...]
 
 
-@dataclass(frozen=True)
+@frozen
 class Movement:
     source: str
     destination: str
@@ -299,7 +300,7 @@ class Entry:
         return net
 
 
-@dataclass(frozen=True)
+@frozen
 class Notice:
     kind: str  # tier.changed, points.earned, points.expiring, redemption
     at: datetime
