@@ -166,12 +166,12 @@ def test_postgresql_writes_a_chunk_without_the_key_checks_its_members_lock_makes
     role may turn them off), and on again after."""
     database = Database(engine)
     tenant_id = tenant(database, f"unchecked-{workers}")
-    settings: list[str] = []
+    settings: list[tuple[str, str]] = []
     insert_rows = bulk.insert_rows
 
     def recording(session, table, columns, rows):
         show = "SHOW session_replication_role"
-        settings.append(session.connection().exec_driver_sql(show).scalar())
+        settings.append((table.name, session.connection().exec_driver_sql(show).scalar()))
         return insert_rows(session, table, columns, rows)
 
     monkeypatch.setattr(bulk, "insert_rows", recording)
@@ -184,8 +184,12 @@ def test_postgresql_writes_a_chunk_without_the_key_checks_its_members_lock_makes
         workers=workers,
     )
     assert report.applied == 49
-    assert len(settings) == 6 * 7  # each chunk's seven tables
-    assert set(settings) == {"replica"}
+    ledger_tables = {name for name, _, _ in bulk.ChunkRows().inserts()}
+    written = [setting for table, setting in settings if table in ledger_tables]
+    assert len(written) == 6 * 7  # each chunk's seven tables
+    assert set(written) == {"replica"}
+    # the members it enrols (their key is to the tenant, which nothing locks) are checked
+    assert {setting for table, setting in settings if table == "members"} == {"origin"}
     with database.engine.connect() as connection:
         assert connection.exec_driver_sql("SHOW session_replication_role").scalar() == "origin"
 

@@ -31,10 +31,16 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import polars as pl
-from sqlalchemy import bindparam, insert, select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import Session
 
-from memberlab.core.bulkio import among, insert_packed, insert_rows, key_checks_skipped
+from memberlab.core.bulkio import (
+    adapter_for,
+    among,
+    insert_packed,
+    insert_rows,
+    key_checks_skipped,
+)
 from memberlab.core.db import Database
 from memberlab.core.errors import FieldError, InvalidInput
 from memberlab.core.gcpause import collect_young, collector_paused
@@ -648,6 +654,19 @@ def _dialect(session: Session) -> str:
     return session.get_bind().dialect.name
 
 
+# what a member enrolled by an import has (the rest is left empty)
+_ENROLMENT_COLUMNS = (
+    "tenant_id",
+    "member_id",
+    "enrolled_at",
+    "consents",
+    "status",
+    "created_at",
+    "updated_at",
+    "enrol_channel",
+)
+
+
 def _known(session: Session, tenant_id: int, chunk: pl.DataFrame) -> dict[str, MemberInfo]:
     ids = chunk["member_id"].unique(maintain_order=True).to_list()
     query = select(
@@ -708,33 +727,27 @@ def _prepare(
             .group_by("member_id", maintain_order=True)
             .first()
         )
+        adapt = adapter_for(session)
+        now, consents = adapt.dt(context.now), adapt.js({})
         new_members = [
-            {
-                "tenant_id": tenant_id,
-                "member_id": member_id,
-                "enrolled_at": _utc(at),
-                "consents": {},
-                "status": "active",
-                "created_at": context.now,
-                "updated_at": context.now,
-                "enrol_channel": None if is_return else (channel or "store"),
-            }
+            (
+                tenant_id,
+                member_id,
+                adapt.dt(_utc(at)),
+                consents,
+                "active",
+                now,
+                now,
+                None if is_return else (channel or "store"),
+            )
             for member_id, at, channel, is_return in firsts.select(
                 "member_id", "occurred_at", "channel", "_is_return"
             ).iter_rows()
         ]
-        enrolled = session.connection().execute(
-            insert(_members).returning(
-                _members.c.id,
-                _members.c.member_id,
-                _members.c.enrolled_at,
-                _members.c.birthday_month_day,
-            ),
-            new_members,
-        )
-        known.update(
-            {member_id: MemberInfo(pk, at, birthday) for pk, member_id, at, birthday in enrolled}
-        )
+        # in bulk, then read back as the known ones are: an INSERT ... RETURNING of
+        # thousands of rows through SQLAlchemy took a tenth of the importer's CPU
+        insert_rows(session, _members, _ENROLMENT_COLUMNS, new_members)
+        known.update(_known(session, tenant_id, unknown))
         report.members_enrolled += len(new_members)
     pks = sorted(info.pk for info in known.values())
     locked = _lock_members(session, tenant_id, pks) if lock else False
