@@ -88,7 +88,8 @@ def tier_changes(notices: list[rules.Notice]) -> list[tuple[datetime, str, str, 
 ORDER_HEAD = ("order_id", "occurred_at", "channel", "store", "amount_paid", "gross", "points_used")
 
 # An order line in a stored record is a list of these, in ``rules.LineRecord``'s order; the
-# last four only once something of the line has been returned.
+# last four only once something of the line has been returned. (``order_from_json`` reads
+# both by position: tests/ledger/test_rows.py checks that they follow the dataclasses.)
 LINE_FIELDS = ("sku", "category", "quantity", "amount", "paid", "points", "growth")
 LINE_RETURN_FIELDS = ("returned_quantity", "points_reversed", "growth_reversed", "paid_returned")
 
