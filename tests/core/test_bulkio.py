@@ -5,6 +5,7 @@ stores what psycopg's own ``write_row`` stores."""
 
 from __future__ import annotations
 
+import sqlite3
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from zoneinfo import ZoneInfo
@@ -289,6 +290,21 @@ def test_packed_rows_of_a_table_not_given_are_refused_before_anything_is_written
         finally:
             connection.rollback()
     assert written == 0
+
+
+@pytest.mark.parametrize("count", [1, 99, 100, 101, 257])
+def test_packed_rows_keep_their_order_and_values_across_statements(count: int) -> None:
+    """Rows go in many to a statement, the rest one by one: all in the order given."""
+    rows = [(i, f"行 {i}", None if i % 3 else 2**40 + i, i / 4) for i in range(count)]
+    made = pack_rows({"t": (("a", "b", "c", "d"), rows)})
+    image = sqlite3.connect(":memory:")
+    try:
+        image.deserialize(made.image)
+        read = image.execute('SELECT * FROM "t" ORDER BY rowid').fetchall()
+    finally:
+        image.close()
+    assert made.counts == {"t": count}
+    assert read == rows
 
 
 def test_packing_leaves_out_tables_without_rows() -> None:
