@@ -259,8 +259,8 @@ def test_the_members_lock_says_whether_every_member_is_there_and_the_tenants(
     ("backend", "workers", "commit_min_events", "commit_max_seconds", "committed"),
     [
         # SQLite, groups of 10 events or more: (M0, M1, M10) committed, (M11, fifth) not; in
-        # one process, as with workers the importer also commits whenever it would wait for
-        # one, which depends on their speed
+        # one process, as with workers the importer may also commit when it would wait for
+        # one (``_CommitGroup.before_waiting``), which depends on their speed
         ("sqlite", 0, 10, 60.0, {"M0", "M1", "M10"}),
         ("sqlite", 2, 1, 60.0, {"M0", "M1", "M10", "M11"}),  # a commit per chunk
         ("sqlite", 2, 10**9, 0.0, {"M0", "M1", "M10", "M11"}),  # the same, by the time bound
