@@ -136,3 +136,54 @@ def test_the_copy_lines_of_a_chunk_are_what_copy_text_writes(
         assert isinstance(theirs, CopyText)
         assert mine.count == theirs.count > 0
         assert mine.text == theirs.text, table
+
+
+def test_a_chunks_orders_are_written_in_time_order_across_its_members() -> None:
+    """Members come one after another, their orders in time order; the orders are written in
+    time order over the chunk (so their ids follow the times), each member's still in its."""
+    program = parse_program_text(sample_program_text(SAMPLE_PROGRAMS[0]))
+    start = datetime(2025, 1, 5, 2, 0, tzinfo=UTC)
+    days = [0, 3, 3, 1, 2]  # M1 buys twice at the same moment: their order stays
+    events = (
+        pl.DataFrame(
+            {
+                "member_id": ["M1", "M1", "M1", "M2", "M2"],
+                "kind": ["purchase"] * 5,
+                "order_id": ["A", "B", "C", "D", "E"],
+                "return_id": [None] * 5,
+                "occurred_at": pl.Series(
+                    [start + timedelta(days=d) for d in days], dtype=pl.Datetime("us", "UTC")
+                ),
+                "channel": ["app"] * 5,
+                "store": [None] * 5,
+                "sku": ["tea"] * 5,
+                "category": ["tea"] * 5,
+                "quantity": [1] * 5,
+                "amount_minor": [10_00] * 5,
+                "points_used": [0] * 5,
+            }
+        )
+        .with_row_index("row")
+        .select("row", *EVENT_COLUMNS)
+    )
+    members = {"M1": MemberInfo(1, start, None), "M2": MemberInfo(2, start, None)}
+    states = {
+        info.pk: Loaded(
+            info.pk,
+            rules.new_member_state(program, enrolled_at=start, birthday=None),
+            is_new=True,
+            notice_days=program.points.expiring_notice_days,
+        )
+        for info in members.values()
+    }
+    context = ChunkContext(
+        tenant_id=7,
+        program=program,
+        now=datetime(2026, 11, 25, tzinfo=UTC),
+        advance_to=None,
+        minor_per_point=rules.unit(program) / program.points_payment.points_per_unit,
+        dialect="sqlite",
+    )
+    result = compute_chunk(context, ChunkInput(events, members, states, set(), set(), {}))
+    assert result.applied == 5
+    assert [row[1] for row in result.rows.orders] == ["A", "D", "E", "B", "C"]

@@ -25,6 +25,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import polars as pl
@@ -647,6 +648,10 @@ class _RowBuilder:
                     js(ledger_rows.order_to_json(record)),
                 )
             )
+        # in time order (each member's orders stay in theirs): the index by time takes them
+        # from one end to the other rather than all over, and the ids follow the times.
+        # 1,000,000 purchases into SQLite: the orders' inserts 8.0 -> 7.35 s.
+        order_rows.sort(key=itemgetter(3))
         rows.order_records = [
             (order_id, ledger_rows.order_to_json(self.final_orders[order_id][1]))
             for order_id in stored_orders
