@@ -26,23 +26,41 @@ from memberlab.programs import rules
 from memberlab.programs.validation import parse_program_text
 
 
-def frame(times: list[datetime], zone: str | None) -> pl.DataFrame:
-    n = len(times)
-    data = {
-        "member_id": ["M1"] * n,
+def purchases(
+    member_ids: list[str], order_ids: list[str], times: list[datetime], **columns: list
+) -> pl.DataFrame:
+    """Purchase events as the importer hands them over: in member, time and order id order,
+    rows numbered. Each an app purchase of one tea for 10.00, unless ``columns`` say else."""
+    n = len(member_ids)
+    data: dict[str, object] = {
+        "member_id": member_ids,
         "kind": ["purchase"] * n,
-        "order_id": [f"O{i}" for i in range(n)],
+        "order_id": order_ids,
         "return_id": [None] * n,
-        "occurred_at": pl.Series(times, dtype=pl.Datetime("us", zone)),
+        "occurred_at": pl.Series(times, dtype=pl.Datetime("us", "UTC")),
         "channel": ["app"] * n,
         "store": [None] * n,
         "sku": ["tea"] * n,
         "category": ["tea"] * n,
         "quantity": [1] * n,
-        "amount_minor": [1250] * n,
+        "amount_minor": [10_00] * n,
         "points_used": [0] * n,
     }
-    return pl.DataFrame(data).select(EVENT_COLUMNS).with_row_index("row")
+    data.update(columns)
+    return (
+        pl.DataFrame(data)
+        .sort("member_id", "occurred_at", "order_id")
+        .with_row_index("row")
+        .select("row", *EVENT_COLUMNS)
+    )
+
+
+def frame(times: list[datetime], zone: str | None) -> pl.DataFrame:
+    """Member M1's purchases at ``times``, in a column of ``zone`` (None: naive)."""
+    n = len(times)
+    orders = [f"O{i}" for i in range(n)]
+    at = pl.Series(times, dtype=pl.Datetime("us", zone))
+    return purchases(["M1"] * n, orders, times, occurred_at=at)
 
 
 def test_times_reach_the_rules_as_utc_instants_whatever_the_columns_zone() -> None:
@@ -68,30 +86,17 @@ def test_the_copy_lines_of_a_chunk_are_what_copy_text_writes(
     ``copy_text`` (checked against psycopg in tests/core/test_bulkio.py) writes the same."""
     program = parse_program_text(sample_program_text(program_name))
     start = datetime(2025, 1, 5, 2, 0, tzinfo=UTC)
-    events = (
-        pl.DataFrame(
-            {
-                # ids with a tab and a backslash, a store and none
-                "member_id": ["M\t1", "M\t1", "M\t1", "M2", "M2"],
-                "kind": ["purchase"] * 5,
-                "order_id": ["O\\1", "O2", "O3", "O\t4", "O5"],
-                "return_id": [None] * 5,
-                "occurred_at": pl.Series(
-                    [start + timedelta(days=d) for d in (0, 3, 400, 1, 2)],
-                    dtype=pl.Datetime("us", "UTC"),
-                ),
-                "channel": ["app", "store", "app", "mini\\program", "app"],
-                "store": ["S-01", None, "上海\t一店", None, "S-02"],
-                "sku": ["tea", "cake", "tea", "tea", "mug"],
-                "category": ["tea", "bakery", "tea", "tea", "merch"],
-                "quantity": [1, 2, 1, 3, 1],
-                "amount_minor": [128_00, 45_50, 3_999_00, 60_00, 88_00],
-                "points_used": [0] * 5,
-            }
-        )
-        .sort("member_id", "occurred_at", "order_id")
-        .with_row_index("row")
-        .select("row", *EVENT_COLUMNS)
+    events = purchases(
+        # ids with a tab and a backslash, a store and none
+        ["M\t1", "M\t1", "M\t1", "M2", "M2"],
+        ["O\\1", "O2", "O3", "O\t4", "O5"],
+        [start + timedelta(days=d) for d in (0, 3, 400, 1, 2)],
+        channel=["app", "store", "app", "mini\\program", "app"],
+        store=["S-01", None, "上海\t一店", None, "S-02"],
+        sku=["tea", "cake", "tea", "tea", "mug"],
+        category=["tea", "bakery", "tea", "tea", "merch"],
+        quantity=[1, 2, 1, 3, 1],
+        amount_minor=[128_00, 45_50, 3_999_00, 60_00, 88_00],
     )
     members = {
         "M\t1": MemberInfo(1, start - timedelta(days=30), "03-02"),
@@ -144,27 +149,10 @@ def test_a_chunks_orders_are_written_in_time_order_across_its_members() -> None:
     program = parse_program_text(sample_program_text(SAMPLE_PROGRAMS[0]))
     start = datetime(2025, 1, 5, 2, 0, tzinfo=UTC)
     days = [0, 3, 3, 1, 2]  # M1 buys twice at the same moment: their order stays
-    events = (
-        pl.DataFrame(
-            {
-                "member_id": ["M1", "M1", "M1", "M2", "M2"],
-                "kind": ["purchase"] * 5,
-                "order_id": ["A", "B", "C", "D", "E"],
-                "return_id": [None] * 5,
-                "occurred_at": pl.Series(
-                    [start + timedelta(days=d) for d in days], dtype=pl.Datetime("us", "UTC")
-                ),
-                "channel": ["app"] * 5,
-                "store": [None] * 5,
-                "sku": ["tea"] * 5,
-                "category": ["tea"] * 5,
-                "quantity": [1] * 5,
-                "amount_minor": [10_00] * 5,
-                "points_used": [0] * 5,
-            }
-        )
-        .with_row_index("row")
-        .select("row", *EVENT_COLUMNS)
+    events = purchases(
+        ["M1", "M1", "M1", "M2", "M2"],
+        ["A", "B", "C", "D", "E"],
+        [start + timedelta(days=d) for d in days],
     )
     members = {"M1": MemberInfo(1, start, None), "M2": MemberInfo(2, start, None)}
     states = {

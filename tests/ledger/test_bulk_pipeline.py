@@ -6,6 +6,7 @@ On PostgreSQL, with a real engine (the pipeline's sessions follow one another)."
 from __future__ import annotations
 
 import gc
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -583,3 +584,39 @@ def test_workers_end_when_the_importer_is_killed(tmp_path: Path) -> None:
     while any(Path(f"/proc/{pid}").exists() for pid in workers):
         assert time.monotonic() < deadline, "a worker outlived its importer"
         time.sleep(0.05)
+
+
+def test_an_sqlite_commit_group_waits_for_a_worker_without_committing_once_it_wrote(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before a wait for a worker, the SQLite group commits only while it holds no chunk
+    (the first wait, as the workers start) or once it is as old as it may be; otherwise
+    each chunk would be a commit of its own. What it committed, another connection sees."""
+    engine = create_db_engine(f"sqlite:///{tmp_path / 'group.db'}")
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE written (chunk INTEGER)")
+    database = Database(engine)
+    monkeypatch.setattr(bulk, "COMMIT_PAUSE_SECONDS", 0.0)
+
+    def seen() -> list[int]:  # a plain reader (the engine's connections begin IMMEDIATE)
+        other = sqlite3.connect(tmp_path / "group.db")
+        try:
+            return [chunk for (chunk,) in other.execute("SELECT chunk FROM written")]
+        finally:
+            other.close()
+
+    def write(group: bulk._CommitGroup, chunk: int) -> None:
+        group.session.execute(text("INSERT INTO written VALUES (:c)"), {"c": chunk})
+
+    with bulk._CommitGroup(database, tenant_id=1) as group:
+        write(group, 0)  # what reading a chunk writes (its new members), no chunk written
+        group.before_waiting()
+        assert seen() == [0]
+        write(group, 1)
+        group.written(1)
+        group.before_waiting()  # a chunk in the group, which is young: no commit
+        assert seen() == [0]
+        monkeypatch.setattr(group, "max_seconds", 0.0)  # now as old as it may be
+        group.before_waiting()
+        assert seen() == [0, 1]
+    engine.dispose()
